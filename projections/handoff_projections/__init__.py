@@ -1,0 +1,64 @@
+"""Projections: pure folds of handoff's event log into the rows a decision reads.
+
+Each module folds one concern into one or two tables of a `WorkspaceView` and says which rows
+it changed, so the app writes back only those (in the same transaction as the events). They
+run in the order below: `open_contacts` reads assignees and open conversations as they were
+*before* the event, so it goes first.
+"""
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from handoff.core.envelope import Envelope
+from handoff.core.view import WorkspaceView
+
+from handoff_projections import (
+    assignees,
+    contacts,
+    conversations,
+    open_contacts,
+    presence,
+    queue,
+    rr_cursors,
+    runs,
+    teams,
+    users,
+    workflows,
+)
+
+__all__ = ["PROJECTIONS", "TABLES", "Changed", "evolve"]
+
+Changed = tuple[str, str]
+"""(table, key): a row a fold changed or deleted."""
+
+
+class Projection(Protocol):
+    TABLES: tuple[str, ...]
+
+    def evolve(self, view: WorkspaceView, event: Envelope) -> Iterable[Changed]: ...
+
+
+PROJECTIONS: tuple[Projection, ...] = (
+    open_contacts,
+    users,
+    presence,
+    teams,
+    contacts,
+    assignees,
+    conversations,
+    rr_cursors,
+    workflows,
+    queue,
+    runs,
+)
+
+TABLES: tuple[str, ...] = tuple(t for p in PROJECTIONS for t in p.TABLES)
+
+
+def evolve(view: WorkspaceView, event: Envelope) -> set[Changed]:
+    """Fold one logged event into the view; returns the rows that changed."""
+    view.version += 1
+    changed: set[Changed] = set()
+    for projection in PROJECTIONS:
+        changed.update(projection.evolve(view, event))
+    return changed

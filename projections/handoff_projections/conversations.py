@@ -1,0 +1,62 @@
+"""Conversations: status, channel, last incoming and outgoing message; and which are open.
+
+`open_conversations` (contact -> its open conversations) is what makes a contact count as
+open for its assignee.
+"""
+
+from collections.abc import Iterator
+
+from handoff.core.envelope import Envelope
+from handoff.core.ids import ContactId, ConversationId
+from handoff.core.inputs import ConversationClosed, ConversationOpened, MessageReceived, MessageSent
+from handoff.core.view import Conversation, WorkspaceView
+
+TABLES = ("conversations", "open_conversations")
+
+
+def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
+    match event:
+        case ConversationOpened(data=d):
+            old = view.conversations.get(d.conversation_id)
+            update = {"status": "open", "contact_id": d.contact_id}
+            if d.channel is not None:
+                update["channel"] = d.channel
+            view.conversations[d.conversation_id] = (
+                old.model_copy(update=update)
+                if old
+                else Conversation(contact_id=d.contact_id, status="open", channel=d.channel)
+            )
+            yield "conversations", d.conversation_id
+            yield from _open(view, d.contact_id, d.conversation_id, True)
+        case ConversationClosed(data=d):
+            old = view.conversations.get(d.conversation_id)
+            view.conversations[d.conversation_id] = (
+                old.model_copy(update={"status": "closed"})
+                if old
+                else Conversation(contact_id=d.contact_id, status="closed")
+            )
+            yield "conversations", d.conversation_id
+            yield from _open(view, d.contact_id, d.conversation_id, False)
+        case MessageReceived(data=d) if d.conversation_id in view.conversations:
+            view.conversations[d.conversation_id] = view.conversations[
+                d.conversation_id
+            ].model_copy(update={"last_incoming_at": event.time, "last_incoming_text": d.text})
+            yield "conversations", d.conversation_id
+        case MessageSent(data=d) if d.conversation_id in view.conversations:
+            view.conversations[d.conversation_id] = view.conversations[
+                d.conversation_id
+            ].model_copy(update={"last_outgoing_at": event.time})
+            yield "conversations", d.conversation_id
+
+
+def _open(
+    view: WorkspaceView, contact_id: ContactId, conversation_id: ConversationId, is_open: bool
+) -> Iterator[tuple[str, str]]:
+    current = view.open_conversations.get(contact_id, ())
+    others = tuple(c for c in current if c != conversation_id)
+    now_open = (*others, conversation_id) if is_open else others
+    if now_open:
+        view.open_conversations[contact_id] = now_open
+    else:
+        view.open_conversations.pop(contact_id, None)
+    yield "open_conversations", contact_id

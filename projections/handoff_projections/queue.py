@@ -1,0 +1,45 @@
+"""The assignment queue: an entry per waiting run, ordered by when it was queued.
+
+An entry leaves when its run is served (assigned), fails, moves to another step or ends.
+"""
+
+from collections.abc import Iterator
+
+from handoff.core.envelope import Envelope
+from handoff.core.events import (
+    AssignmentFailed,
+    AssignmentQueued,
+    ContactAssigned,
+    RunEnded,
+    StepEntered,
+)
+from handoff.core.ids import RunId
+from handoff.core.view import QueueEntry, WorkspaceView
+
+TABLES = ("queue",)
+
+
+def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
+    match event:
+        case AssignmentQueued(data=d) if d.workflow is not None:
+            view.queue[d.workflow.run_id] = QueueEntry(
+                position=view.version,
+                contact_id=d.contact_id,
+                conversation_id=d.conversation_id,
+                team_id=d.team_id,
+                strategy=d.strategy,
+                only_online=d.only_online,
+                max_open_contacts=d.max_open_contacts,
+                workflow=d.workflow,
+                queued_at=event.time,
+            )
+            yield "queue", d.workflow.run_id
+        case ContactAssigned(data=d) | AssignmentFailed(data=d) if d.workflow is not None:
+            yield from _leave(view, d.workflow.run_id)
+        case StepEntered(data=d) | RunEnded(data=d):
+            yield from _leave(view, d.run_id)
+
+
+def _leave(view: WorkspaceView, run_id: RunId) -> Iterator[tuple[str, str]]:
+    if view.queue.pop(run_id, None) is not None:
+        yield "queue", run_id

@@ -1,0 +1,1 @@
+"""Adapters: where handoff meets the broker, the database and the servers it can embed."""

@@ -1,0 +1,220 @@
+"""PostgreSQL: the event log, the projections' rows, consumer positions and the outbox.
+
+Everything a batch produced is written by `commit_batch` in one transaction, together with
+the consumer positions it reached. The positions are compare-and-set: an instance that no
+longer owns a partition (a zombie after a rebalance) finds its expected position gone and
+its whole batch rolls back, so an input is applied at most once.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from handoff.core.view import WorkspaceView
+from handoff_projections.rows import load_row
+
+__all__ = [
+    "BatchWrite",
+    "commit_batch",
+    "forget_positions",
+    "Fenced",
+    "OutboxRow",
+    "delete_outbox",
+    "load_outbox",
+    "load_positions",
+    "load_views",
+    "migrate",
+    "seen_inputs",
+]
+
+TopicPartition = tuple[str, int]
+
+
+class Fenced(Exception):
+    """Another consumer moved a partition's stored position: this instance lost it."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass
+class BatchWrite:
+    """What one polled batch of one partition produced, written atomically."""
+
+    group_id: str
+    partition: int
+    log: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[tuple[int, str, bytes | None, bytes]] = field(default_factory=list)
+    rows_upserted: list[tuple[str, str, str, str]] = field(default_factory=list)
+    rows_deleted: list[tuple[str, str, str]] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+    positions: dict[TopicPartition, tuple[int | None, int]] = field(default_factory=dict)
+    """(topic, partition) -> (the next offset this batch started from, the one it reached)."""
+
+    def log_row(
+        self,
+        workspace_id: str,
+        seq: int,
+        body: bytes,
+        event_id: str,
+        event_type: str,
+        causation_id: str | None,
+        decided_at: datetime,
+        source: tuple[str, int, int] | None,
+    ) -> None:
+        topic, partition, offset = source if source else (None, None, None)
+        self.log.append(
+            (workspace_id, seq, event_id, event_type, source is not None, causation_id,
+             decided_at, body.decode(), topic, partition, offset)
+        )
+
+
+def _migrations_dir() -> Path:
+    here = Path(__file__).resolve()
+    for candidate in (here.parents[1] / "sql", here.parents[3] / "schemas" / "sql"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("SQL migrations not found (schemas/sql)")
+
+
+async def migrate(pool: asyncpg.Pool) -> list[str]:
+    """Apply the migrations not yet applied; returns their names. Safe with many instances."""
+    applied: list[str] = []
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('handoff.migrate'))")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for path in sorted(_migrations_dir().glob("*.sql")):
+            if path.name not in done:
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
+                applied.append(path.name)
+    return applied
+
+
+async def load_views(conn: asyncpg.Connection, workspace_ids: Iterable[str]) -> dict[str, WorkspaceView]:
+    ids = list(workspace_ids)
+    views = {ws: WorkspaceView(workspace_id=ws) for ws in ids}
+    for r in await conn.fetch(
+        "SELECT workspace_id, version FROM workspaces WHERE workspace_id = ANY($1::text[])", ids
+    ):
+        views[r["workspace_id"]].version = r["version"]
+    for r in await conn.fetch(
+        "SELECT workspace_id, tbl, key, value::text FROM projection_rows"
+        " WHERE workspace_id = ANY($1::text[])",
+        ids,
+    ):
+        load_row(views[r["workspace_id"]], r["tbl"], r["key"], r["value"])
+    return views
+
+
+async def seen_inputs(
+    conn: asyncpg.Connection, ids: Sequence[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (workspace, input id) pairs the log already holds."""
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT l.workspace_id, l.event_id FROM event_log l"
+        " JOIN unnest($1::text[], $2::text[]) AS q(ws, id)"
+        "   ON l.workspace_id = q.ws AND l.event_id = q.id AND l.is_input",
+        [w for w, _ in ids],
+        [i for _, i in ids],
+    )
+    return {(r["workspace_id"], r["event_id"]) for r in rows}
+
+
+async def load_positions(
+    conn: asyncpg.Connection, group_id: str, tps: Iterable[TopicPartition]
+) -> dict[TopicPartition, int]:
+    wanted = list(tps)
+    rows = await conn.fetch(
+        "SELECT p.topic, p.partition, p.next_offset FROM consumer_positions p"
+        " JOIN unnest($2::text[], $3::int[]) AS q(topic, partition)"
+        "   ON p.topic = q.topic AND p.partition = q.partition"
+        " WHERE p.group_id = $1",
+        group_id,
+        [t for t, _ in wanted],
+        [p for _, p in wanted],
+    )
+    return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def forget_positions(conn: asyncpg.Connection, group_id: str) -> None:
+    """Positions belong to the broker that issued them; a new embedded broker starts over."""
+    await conn.execute("DELETE FROM consumer_positions WHERE group_id = $1", group_id)
+
+
+_LOG_COLUMNS = [
+    "workspace_id", "seq", "event_id", "type", "is_input", "causation_id", "decided_at",
+    "body", "source_topic", "source_partition", "source_offset",
+]
+
+
+async def commit_batch(conn: asyncpg.Connection, batch: BatchWrite) -> None:
+    """Write the batch atomically, or raise `Fenced` and write nothing."""
+    async with conn.transaction():
+        for (topic, partition), (expected, reached) in batch.positions.items():
+            moved = await conn.fetchval(
+                "INSERT INTO consumer_positions AS p (group_id, topic, partition, next_offset)"
+                " VALUES ($1, $2, $3, $5)"
+                " ON CONFLICT (group_id, topic, partition) DO UPDATE"
+                "   SET next_offset = EXCLUDED.next_offset WHERE p.next_offset = $4"
+                " RETURNING 1",
+                batch.group_id, topic, partition, expected, reached,
+            )
+            if moved is None:
+                raise Fenced(f"{topic}[{partition}] is no longer at offset {expected}")
+        if batch.log:
+            await conn.copy_records_to_table("event_log", records=batch.log, columns=_LOG_COLUMNS)
+        if batch.outbox:
+            await conn.copy_records_to_table(
+                "outbox", records=batch.outbox, columns=["partition", "topic", "key", "value"]
+            )
+        if batch.rows_upserted:
+            await conn.execute(
+                "INSERT INTO projection_rows (workspace_id, tbl, key, value)"
+                " SELECT w, t, k, v::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+                "   AS r(w, t, k, v)"
+                " ON CONFLICT (workspace_id, tbl, key) DO UPDATE SET value = EXCLUDED.value",
+                *map(list, zip(*batch.rows_upserted, strict=True)),
+            )
+        if batch.rows_deleted:
+            await conn.execute(
+                "DELETE FROM projection_rows p USING unnest($1::text[], $2::text[], $3::text[])"
+                "   AS r(w, t, k) WHERE p.workspace_id = r.w AND p.tbl = r.t AND p.key = r.k",
+                *map(list, zip(*batch.rows_deleted, strict=True)),
+            )
+        if batch.versions:
+            await conn.execute(
+                "INSERT INTO workspaces (workspace_id, version)"
+                " SELECT * FROM unnest($1::text[], $2::bigint[])"
+                " ON CONFLICT (workspace_id) DO UPDATE SET version = EXCLUDED.version",
+                list(batch.versions), list(batch.versions.values()),
+            )
+
+
+async def load_outbox(conn: asyncpg.Connection, partition: int, limit: int = 10_000) -> list[OutboxRow]:
+    rows = await conn.fetch(
+        "SELECT seq, topic, key, value FROM outbox WHERE partition = $1 ORDER BY seq LIMIT $2",
+        partition, limit,
+    )
+    return [OutboxRow(r["seq"], r["topic"], r["key"], r["value"]) for r in rows]
+
+
+async def delete_outbox(conn: asyncpg.Connection, partition: int, upto_seq: int) -> None:
+    await conn.execute(
+        "DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq
+    )

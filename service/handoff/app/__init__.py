@@ -1,0 +1,1 @@
+"""The application: wires the pure core to Kafka and PostgreSQL (the adapters)."""

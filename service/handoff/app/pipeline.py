@@ -1,0 +1,215 @@
+"""The consumer loop: poll, merge per partition, handle, commit, relay the outbox.
+
+Positions live in PostgreSQL with what each batch produced; on assignment the consumer seeks
+to them (or to the earliest offset when there are none: never "latest"). Kafka offsets are
+committed afterwards only so lag shows in the usual tools. The outbox of a partition is
+relayed by whoever owns the partition, after each commit and on assignment, so a crash
+between commit and produce re-sends the same ids and never loses one.
+"""
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError
+
+from handoff.adapters.cloudevents import parse
+from handoff.adapters.pg_store import (
+    Fenced,
+    commit_batch,
+    delete_outbox,
+    load_outbox,
+    load_positions,
+)
+from handoff.app.handle import PartitionState, handle_batch
+from handoff.app.merge import Inbound, Merger
+from handoff.app.settings import Settings
+
+__all__ = ["Pipeline"]
+
+log = structlog.get_logger("handoff.pipeline")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Owned:
+    state: PartitionState
+    merger: Merger
+
+
+class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        bootstrap: str,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._clock = clock
+        self._topics = settings.input_topics
+        self._owned: dict[int, _Owned] = {}
+        self._fetched: dict[TopicPartition, int] = {}
+        self._lock = asyncio.Lock()
+        self.assigned = asyncio.Event()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
+        )
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            acks="all",
+            linger_ms=5,
+            max_request_size=max(1024 * 1024, settings.max_record_bytes * 2),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self._producer.start()
+        self._consumer.subscribe(list(self._topics), listener=self)
+        await self._consumer.start()
+        log.info("consuming", topics=self._topics, group=self._settings.group_id)
+        try:
+            while not stop.is_set():
+                polled = await self._consumer.getmany(
+                    timeout_ms=200, max_records=self._settings.batch_max_records
+                )
+                async with self._lock:
+                    reached = await self._step(polled)
+                # Outside the lock: a commit may wait on a rebalance whose revoke takes it.
+                await self._commit_kafka(reached)
+        finally:
+            # aiokafka does not call on_partitions_revoked before stop(): drain here.
+            async with self._lock:
+                for partition in list(self._owned):
+                    await self._relay(partition)
+                self._owned.clear()
+            await self._consumer.stop()
+            await self._producer.stop()
+            log.info("stopped")
+
+    async def _step(self, polled: dict[TopicPartition, list[object]]) -> dict[TopicPartition, int]:
+        for tp, messages in polled.items():
+            owned = self._owned.get(tp.partition)
+            if owned is None:
+                continue
+            for m in messages:
+                value = m.value  # type: ignore[attr-defined]
+                owned.merger.add(
+                    Inbound(
+                        tp.topic, tp.partition, m.offset, m.key, value,  # type: ignore[attr-defined]
+                        parse(value, self._settings.max_record_bytes),
+                    )
+                )
+                self._fetched[tp] = m.offset + 1  # type: ignore[attr-defined]
+        ready = {p: o.merger.take_ready(self._caught_up(p)) for p, o in self._owned.items()}
+        work = [self._process(p, records) for p, records in ready.items() if records]
+        reached: dict[TopicPartition, int] = {}
+        for positions in await asyncio.gather(*work):
+            reached.update(positions)
+        return reached
+
+    def _caught_up(self, partition: int) -> Callable[[str], bool]:
+        def caught_up(topic: str) -> bool:
+            tp = TopicPartition(topic, partition)
+            highwater = self._consumer.highwater(tp)
+            return highwater is not None and self._fetched.get(tp, 0) >= highwater
+
+        return caught_up
+
+    async def _process(self, partition: int, records: list[Inbound]) -> dict[TopicPartition, int]:
+        """Handle and commit one partition's ready records; returns the offsets it reached."""
+        owned = self._owned[partition]
+        started = self._clock()
+        try:
+            async with self._pool.acquire() as conn:
+                batch, stats = await handle_batch(
+                    conn, owned.state, records, started, self._settings
+                )
+                await commit_batch(conn, batch)
+        except Fenced as lost:
+            log.warning("fenced: another instance owns the partition", partition=partition,
+                        detail=str(lost))
+            await self._reset(partition)
+            return {}
+        except Exception:
+            log.exception("batch failed; re-reading from the stored position", partition=partition)
+            await self._reset(partition)
+            await asyncio.sleep(1)
+            return {}
+        for tp, (_, reached) in batch.positions.items():
+            owned.state.positions[tp] = reached
+        await self._relay(partition)
+        log.info(
+            "batch", partition=partition, records=len(records), applied=stats.applied,
+            duplicates=stats.duplicates, skipped=stats.skipped,
+            dead_lettered=stats.dead_lettered, decided=stats.decided,
+            ms=round((self._clock() - started).total_seconds() * 1000, 1),
+        )
+        return {TopicPartition(t, p): reached for (t, p), (_, reached) in batch.positions.items()}
+
+    async def _relay(self, partition: int) -> None:
+        async with self._pool.acquire() as conn:
+            while rows := await load_outbox(conn, partition):
+                sent = [await self._producer.send(r.topic, r.value, key=r.key) for r in rows]
+                await asyncio.gather(*sent)
+                await delete_outbox(conn, partition, rows[-1].seq)
+
+    async def _commit_kafka(self, reached: dict[TopicPartition, int]) -> None:
+        if not reached:
+            return
+        try:
+            await self._consumer.commit(reached)
+        except KafkaError as err:  # only lag metrics depend on it
+            log.debug("kafka commit failed", error=str(err))
+
+    async def _take(self, partition: int) -> None:
+        """Own a partition: positions from the database, seek, relay what a crash left."""
+        tps = [TopicPartition(t, partition) for t in self._topics]
+        async with self._pool.acquire() as conn:
+            stored = await load_positions(
+                conn, self._settings.group_id, [(tp.topic, tp.partition) for tp in tps]
+            )
+        for tp in tps:
+            position = stored.get((tp.topic, tp.partition))
+            if position is None:
+                await self._consumer.seek_to_beginning(tp)
+                self._fetched[tp] = 0
+            else:
+                self._consumer.seek(tp, position)
+                self._fetched[tp] = position
+        positions: dict[tuple[str, int], int | None] = {
+            (tp.topic, tp.partition): stored.get((tp.topic, tp.partition)) for tp in tps
+        }
+        self._owned[partition] = _Owned(PartitionState(partition, positions), Merger(self._topics))
+        await self._relay(partition)
+
+    async def _reset(self, partition: int) -> None:
+        if partition in self._owned:
+            await self._take(partition)
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self._lock:
+            for partition in {tp.partition for tp in revoked}:
+                self._owned.pop(partition, None)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self._lock:
+            for partition in sorted({tp.partition for tp in assigned}):
+                await self._take(partition)
+            log.info("assigned", partitions=sorted({tp.partition for tp in assigned}))
+        self.assigned.set()

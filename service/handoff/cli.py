@@ -1,0 +1,195 @@
+"""The `handoff` command line (contract: Command line).
+
+  handoff run                       the service (embedded broker and database unless configured)
+  handoff events send FILE          publish CloudEvents JSON lines to the right input topics
+  handoff events tail               print what comes out on the output topics, a line an event
+  handoff workflow validate FILE    check a workflow document (YAML or JSON)
+  handoff workflow publish FILE     publish it as `workflow.published`
+"""
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import ValidationError
+
+from handoff.app.settings import Settings
+
+__all__ = ["main"]
+
+_INPUT_TOPIC_OF_PREFIX = {
+    "conversation.": "topic_conversations",
+    "message.": "topic_conversations",
+    "contact.": "topic_conversations",
+    "user.": "topic_presence",
+    "team.": "topic_presence",
+    "workflow.": "topic_workflows",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    command: int = args.handler(settings, args)
+    return command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="handoff", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the service")
+    run.set_defaults(handler=_run)
+
+    events = sub.add_parser("events", help="send or tail events").add_subparsers(required=True)
+    send = events.add_parser("send", help="publish CloudEvents JSON lines from FILE ('-': stdin)")
+    send.add_argument("file")
+    send.set_defaults(handler=_send)
+    tail = events.add_parser("tail", help="print the events on the output topics")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--json", action="store_true", help="print the raw CloudEvents")
+    tail.add_argument("--timeout", type=float, default=None, help="stop after S idle seconds")
+    tail.set_defaults(handler=_tail)
+
+    workflow = sub.add_parser("workflow", help="workflow documents").add_subparsers(required=True)
+    validate = workflow.add_parser("validate", help="check a workflow document")
+    validate.add_argument("file")
+    validate.set_defaults(handler=_validate)
+    publish = workflow.add_parser("publish", help="publish a workflow document")
+    publish.add_argument("file")
+    publish.set_defaults(handler=_publish)
+    return parser
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.app.logs import configure
+    from handoff.app.service import serve
+
+    configure(settings.log_level)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _bootstrap(settings: Settings) -> str:
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    marker = settings.data_dir / "bootstrap"
+    if marker.exists():
+        return marker.read_text().strip()
+    sys.exit(
+        "no broker: set HANDOFF_KAFKA_BOOTSTRAP, or start `handoff run` (embedded) in this "
+        "directory first"
+    )
+
+
+def _topic_for(settings: Settings, event_type: str) -> str:
+    for prefix, attribute in _INPUT_TOPIC_OF_PREFIX.items():
+        if event_type.startswith(prefix):
+            return settings.topic(getattr(settings, attribute))
+    return settings.topic(settings.topic_conversations)
+
+
+def _read_lines(path: str) -> list[dict[str, Any]]:
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    events = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                events.append(orjson.loads(line))
+            except orjson.JSONDecodeError as err:
+                sys.exit(f"{path}:{number}: not JSON: {err}")
+    return events
+
+
+async def _produce(settings: Settings, events: list[dict[str, Any]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(settings), acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            topic = _topic_for(settings, str(event.get("type", "")))
+            key = str(event.get("workspaceid", "")).encode()
+            await producer.send_and_wait(topic, orjson.dumps(event), key=key)
+    finally:
+        await producer.stop()
+
+
+def _send(settings: Settings, args: argparse.Namespace) -> int:
+    events = _read_lines(args.file)
+    asyncio.run(_produce(settings, events))
+    print(f"sent {len(events)} event(s)")
+    return 0
+
+
+def _tail(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.adapters.tail import tail
+
+    topics = list(settings.output_topics.values())
+    try:
+        asyncio.run(tail(_bootstrap(settings), topics, args.from_beginning, args.json, args.timeout))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _load_document(path: str) -> Any:
+    text = Path(path).read_text()
+    return yaml.safe_load(text)
+
+
+def _validate_document(path: str) -> Any:
+    from handoff.core.workflow import Workflow
+
+    try:
+        return Workflow.model_validate(_load_document(path))
+    except yaml.YAMLError as err:
+        sys.exit(f"{path}: not YAML or JSON: {err}")
+    except ValidationError as err:
+        for e in err.errors(include_url=False):
+            where = ".".join(str(p) for p in e["loc"]) or "(document)"
+            print(f"{path}: {where}: {e['msg']}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _validate(settings: Settings, args: argparse.Namespace) -> int:
+    workflow = _validate_document(args.file)
+    print(f"{args.file}: valid workflow {workflow.id!r} with {len(workflow.steps)} step(s)")
+    return 0
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.core.ids import derive_id
+
+    workflow = _validate_document(args.file)
+    now = datetime.now(UTC)
+    event = {
+        "specversion": "1.0",
+        "id": derive_id("publish", workflow.id, now.isoformat()),
+        "source": "/handoff/cli",
+        "type": "workflow.published",
+        "time": now.isoformat(),
+        "workspaceid": workflow.workspace_id,
+        "data": {"definition": workflow.model_dump(mode="json", exclude_none=True)},
+    }
+    asyncio.run(_produce(settings, [event]))
+    print(f"published workflow {workflow.id!r} to workspace {workflow.workspace_id!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

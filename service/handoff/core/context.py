@@ -1,0 +1,74 @@
+"""One decision in progress: what it has emitted so far, and what that changed.
+
+A decision can make several assignments (draining a queue serves many contacts), and each
+must see the open counts and cursors the earlier ones left. The view is folded only after the
+decision, so the context keeps those few changes as an overlay on top of it.
+"""
+
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from handoff.core.envelope import Envelope, OutputEnvelope
+from handoff.core.events import ContactAssigned, ContactUnassigned
+from handoff.core.ids import ContactId, RunId, UserId, derive_id
+from handoff.core.view import WorkspaceView
+
+__all__ = ["DecisionContext"]
+
+E = TypeVar("E", bound=OutputEnvelope)
+
+
+class DecisionContext:
+    def __init__(self, view: WorkspaceView, cause: Envelope, now: datetime) -> None:
+        self.view = view
+        self.cause = cause
+        self.now = now
+        self.events: list[OutputEnvelope] = []
+        self._open_delta: dict[UserId, int] = {}
+        self._cursors: dict[str, UserId] = {}
+        self._assignees: dict[ContactId, UserId | None] = {}
+        self.resumed: set[RunId] = set()
+
+    def emit(self, kind: type[E], data: BaseModel, subject: str | None) -> E:
+        """Append an output whose id is derived from the cause and its place in the decision."""
+        event = kind.model_validate(
+            {
+                "id": derive_id(self.cause.id, len(self.events)),
+                "time": self.now,
+                "workspaceid": self.view.workspace_id,
+                "subject": subject,
+                "causationid": self.cause.id,
+                "data": data,
+            }
+        )
+        self.events.append(event)
+        if isinstance(event, ContactAssigned):
+            self._reassign(event.data.contact_id, event.data.assignee_id)
+            if event.data.strategy != "specific_user":
+                cursor_key = event.data.team_id or "*"
+                self._cursors[cursor_key] = event.data.assignee_id
+        elif isinstance(event, ContactUnassigned):
+            self._reassign(event.data.contact_id, None)
+        return event
+
+    def _reassign(self, contact_id: ContactId, assignee: UserId | None) -> None:
+        previous = self.assignee(contact_id)
+        self._assignees[contact_id] = assignee
+        if self.view.open_conversations.get(contact_id):
+            if previous is not None:
+                self._open_delta[previous] = self._open_delta.get(previous, 0) - 1
+            if assignee is not None:
+                self._open_delta[assignee] = self._open_delta.get(assignee, 0) + 1
+
+    def assignee(self, contact_id: ContactId) -> UserId | None:
+        if contact_id in self._assignees:
+            return self._assignees[contact_id]
+        return self.view.assignees.get(contact_id)
+
+    def open_contacts(self, user_id: UserId) -> int:
+        return self.view.open_contacts.get(user_id, 0) + self._open_delta.get(user_id, 0)
+
+    def cursor(self, key: str) -> UserId | None:
+        return self._cursors.get(key, self.view.rr_cursors.get(key))

@@ -1,0 +1,212 @@
+"""Our decisions: the outputs the contract names, and the run bookkeeping kept in the log.
+
+Outputs (`contact.assigned`, ...) leave on Kafka. Run events (`run.*`) stay in the event log:
+they record every step a run takes, so a replay and an audit see the same path.
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from handoff.core.envelope import OutputEnvelope
+from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
+from handoff.core.inputs import Input
+
+__all__ = [
+    "OUTPUT_TOPIC_OF",
+    "AssignmentFailed",
+    "AssignmentQueued",
+    "Candidate",
+    "CommentCreated",
+    "ContactAssigned",
+    "ContactUnassigned",
+    "Decision",
+    "Event",
+    "Explanation",
+    "MessageRequested",
+    "RunEnded",
+    "RunStarted",
+    "StepEntered",
+    "Strategy",
+    "WorkflowRef",
+]
+
+Strategy = Literal["round_robin", "least_open_contacts", "specific_user"]
+FailureReason = Literal[
+    "timeout", "team_empty", "unknown_team", "unknown_user", "conversation_closed"
+]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WorkflowRef(_Data):
+    id: WorkflowId
+    version: int
+    run_id: RunId
+    step_id: str
+
+
+class Candidate(_Data):
+    user_id: UserId
+    online: bool
+    open_contacts: int
+    eligible: bool
+    reason: str | None = None
+
+
+class Explanation(_Data):
+    """Why a routing decision came out as it did: every candidate looked at, and the cursor."""
+
+    candidates: list[Candidate]
+    cursor_before: UserId | None = None
+    cursor_after: UserId | None = None
+
+
+class ContactAssignedData(_Data):
+    contact_id: ContactId
+    conversation_id: ConversationId | None
+    assignee_id: UserId
+    team_id: TeamId | None
+    previous_assignee_id: UserId | None
+    strategy: Strategy
+    only_online: bool
+    explanation: Explanation
+    workflow: WorkflowRef | None = None
+
+
+class ContactAssigned(OutputEnvelope):
+    type: Literal["contact.assigned"] = "contact.assigned"
+    data: ContactAssignedData
+
+
+class ContactUnassignedData(_Data):
+    contact_id: ContactId
+    conversation_id: ConversationId | None = None
+    previous_assignee_id: UserId
+    workflow: WorkflowRef | None = None
+
+
+class ContactUnassigned(OutputEnvelope):
+    type: Literal["contact.unassigned"] = "contact.unassigned"
+    data: ContactUnassignedData
+
+
+class AssignmentQueuedData(_Data):
+    """The queue entry. `strategy`, `only_online` and `max_open_contacts` extend the contract:
+    they are the request the queue retries, and downstream may show them."""
+
+    contact_id: ContactId
+    conversation_id: ConversationId
+    team_id: TeamId | None
+    strategy: Strategy
+    only_online: bool
+    max_open_contacts: int | None = None
+    explanation: Explanation
+    workflow: WorkflowRef | None = None
+
+
+class AssignmentQueued(OutputEnvelope):
+    type: Literal["assignment.queued"] = "assignment.queued"
+    data: AssignmentQueuedData
+
+
+class AssignmentFailedData(_Data):
+    contact_id: ContactId
+    conversation_id: ConversationId | None = None
+    team_id: TeamId | None = None
+    user_id: UserId | None = None
+    reason: FailureReason
+    explanation: Explanation
+    workflow: WorkflowRef | None = None
+
+
+class AssignmentFailed(OutputEnvelope):
+    type: Literal["assignment.failed"] = "assignment.failed"
+    data: AssignmentFailedData
+
+
+class CommentCreatedData(_Data):
+    contact_id: ContactId
+    conversation_id: ConversationId
+    text: str
+    mentions: list[UserId]
+    workflow: WorkflowRef | None = None
+
+
+class CommentCreated(OutputEnvelope):
+    type: Literal["comment.created"] = "comment.created"
+    data: CommentCreatedData
+
+
+class MessageRequestedData(_Data):
+    contact_id: ContactId
+    conversation_id: ConversationId
+    text: str
+    options: list[str] | None = None
+    workflow: WorkflowRef | None = None
+
+
+class MessageRequested(OutputEnvelope):
+    type: Literal["message.requested"] = "message.requested"
+    data: MessageRequestedData
+
+
+class RunStartedData(_Data):
+    run_id: RunId
+    workflow_id: WorkflowId
+    version: int
+    contact_id: ContactId
+    conversation_id: ConversationId
+
+
+class RunStarted(OutputEnvelope):
+    type: Literal["run.started"] = "run.started"
+    data: RunStartedData
+
+
+class StepEnteredData(_Data):
+    run_id: RunId
+    step_id: str
+
+
+class StepEntered(OutputEnvelope):
+    type: Literal["run.step_entered"] = "run.step_entered"
+    data: StepEnteredData
+
+
+class RunEndedData(_Data):
+    run_id: RunId
+    outcome: Literal["completed", "cancelled", "failed"]
+
+
+class RunEnded(OutputEnvelope):
+    type: Literal["run.ended"] = "run.ended"
+    data: RunEndedData
+
+
+Decision = Annotated[
+    ContactAssigned
+    | ContactUnassigned
+    | AssignmentQueued
+    | AssignmentFailed
+    | CommentCreated
+    | MessageRequested
+    | RunStarted
+    | StepEntered
+    | RunEnded,
+    Field(discriminator="type"),
+]
+
+Event = Annotated[Input | Decision, Field(discriminator="type")]
+
+OUTPUT_TOPIC_OF: dict[str, str] = {
+    "contact.assigned": "assignments",
+    "contact.unassigned": "assignments",
+    "assignment.queued": "assignments",
+    "assignment.failed": "assignments",
+    "comment.created": "comments",
+    "message.requested": "messages",
+}
+"""Which output topic (by its role in the settings) each decision leaves on; run events stay."""

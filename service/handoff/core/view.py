@@ -1,0 +1,112 @@
+"""What a decision may read about one workspace: the projections' rows, held together.
+
+Each attribute is one projection's table (key -> row), filled by the folds in
+`handoff_projections`. The decision core only reads it; the app folds events into it.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from handoff.core.events import Strategy, WorkflowRef
+from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
+from handoff.core.workflow import Workflow
+
+__all__ = [
+    "WORKSPACE_CURSOR",
+    "Contact",
+    "Conversation",
+    "PublishedWorkflow",
+    "QueueEntry",
+    "Run",
+    "Team",
+    "User",
+    "WorkspaceView",
+]
+
+WORKSPACE_CURSOR = "*"
+"""The round-robin cursor key of `assign_to: {workspace: true}` (team ids cannot be empty)."""
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class User(_Row):
+    name: str | None = None
+    max_open_contacts: int | None = None
+
+
+class Team(_Row):
+    name: str | None = None
+    members: tuple[UserId, ...] = ()
+
+
+class Contact(_Row):
+    fields: dict[str, str | int | float | bool] = {}
+    tags: tuple[str, ...] = ()
+
+
+class Conversation(_Row):
+    contact_id: ContactId
+    status: Literal["open", "closed"]
+    channel: str | None = None
+    last_incoming_at: datetime | None = None
+    last_outgoing_at: datetime | None = None
+    last_incoming_text: str | None = None
+
+
+class PublishedWorkflow(_Row):
+    version: int
+    active: bool
+
+
+class QueueEntry(_Row):
+    """A contact waiting for an eligible agent; `position` orders the queue (oldest first)."""
+
+    position: int
+    contact_id: ContactId
+    conversation_id: ConversationId
+    team_id: TeamId | None
+    strategy: Strategy
+    only_online: bool
+    max_open_contacts: int | None
+    workflow: WorkflowRef
+    queued_at: datetime
+
+
+class Run(_Row):
+    """One workflow run for one conversation; `step_id` is the step it is in (or last took)."""
+
+    workflow_id: WorkflowId
+    version: int
+    contact_id: ContactId
+    conversation_id: ConversationId
+    step_id: str | None = None
+    status: Literal["running", "queued"] = "running"
+
+
+@dataclass
+class WorkspaceView:
+    """The folded state of one workspace. `version` is the position of its last logged event."""
+
+    workspace_id: str
+    version: int = 0
+    users: dict[UserId, User] = field(default_factory=dict)
+    presence: dict[UserId, str] = field(default_factory=dict)
+    teams: dict[TeamId, Team] = field(default_factory=dict)
+    contacts: dict[ContactId, Contact] = field(default_factory=dict)
+    assignees: dict[ContactId, UserId] = field(default_factory=dict)
+    conversations: dict[ConversationId, Conversation] = field(default_factory=dict)
+    open_conversations: dict[ContactId, tuple[ConversationId, ...]] = field(default_factory=dict)
+    open_contacts: dict[UserId, int] = field(default_factory=dict)
+    rr_cursors: dict[str, UserId] = field(default_factory=dict)
+    workflows: dict[WorkflowId, PublishedWorkflow] = field(default_factory=dict)
+    workflow_versions: dict[str, Workflow] = field(default_factory=dict)
+    queue: dict[RunId, QueueEntry] = field(default_factory=dict)
+    runs: dict[RunId, Run] = field(default_factory=dict)
+
+    def workflow(self, workflow_id: str, version: int) -> Workflow:
+        return self.workflow_versions[f"{workflow_id}/{version}"]

@@ -1,0 +1,73 @@
+"""Event factories with defaults, so a test spells out only what it is about."""
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+
+from handoff.core.envelope import Envelope
+from handoff.core.inputs import INPUT_TYPES
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+WS = "ws-1"
+_ids = count(1)
+
+
+def event(type_: str, data: dict[str, Any], *, ws: str = WS, id: str | None = None,
+          at: datetime | None = None) -> Envelope:
+    n = next(_ids)
+    return INPUT_TYPES[type_].model_validate(
+        {
+            "id": id or f"in-{n}",
+            "source": "/inbox",
+            "type": type_,
+            "time": at or T0 + timedelta(seconds=n),
+            "workspaceid": ws,
+            "data": data,
+        }
+    )
+
+
+def user(user_id: str, max_open: int | None = None, **kw: Any) -> Envelope:
+    return event("user.upserted", {"user_id": user_id, "max_open_contacts": max_open}, **kw)
+
+
+def presence(user_id: str, status: str = "online", **kw: Any) -> Envelope:
+    return event("user.presence_changed", {"user_id": user_id, "status": status}, **kw)
+
+
+def team(team_id: str, *members: str, **kw: Any) -> Envelope:
+    return event("team.upserted", {"team_id": team_id, "members": list(members)}, **kw)
+
+
+def workflow(*steps: dict[str, Any], id: str = "wf", trigger: str = "conversation_opened",
+             source: list[str] | None = None, ws: str = WS, **kw: Any) -> Envelope:
+    definition = {
+        "id": id, "workspace_id": ws, "name": id,
+        "trigger": {"type": trigger, **({"source": source} if source else {})},
+        "steps": [{"id": f"s{i}", **s} for i, s in enumerate(steps, 1)],
+    }
+    return event("workflow.published", {"definition": definition}, ws=ws, **kw)
+
+
+def assign_team(team_id: str, logic: str = "round_robin", **options: Any) -> dict[str, Any]:
+    return {"type": "assign_to", "team_id": team_id, "logic": logic, **options}
+
+
+def opened(contact: str, conversation: str | None = None, source: str = "contact",
+           **kw: Any) -> Envelope:
+    return event("conversation.opened", {
+        "contact_id": contact, "conversation_id": conversation or f"conv-{contact}",
+        "source": source,
+    }, **kw)
+
+
+def closed(contact: str, conversation: str | None = None, **kw: Any) -> Envelope:
+    return event("conversation.closed", {
+        "contact_id": contact, "conversation_id": conversation or f"conv-{contact}",
+    }, **kw)
+
+
+def assignee_changed(contact: str, assignee: str | None, **kw: Any) -> Envelope:
+    return event("contact.assignee_changed", {
+        "contact_id": contact, "assignee_id": assignee, "actor": {"type": "user", "user_id": "admin"},
+    }, **kw)
