@@ -20,12 +20,12 @@ _numbers = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("HANDOFF_KAFKA_BOOTSTRAP")
     if configured:
         yield configured
         return
-    broker = EmbeddedBroker()
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("kafka") / "tansu.log")
     yield broker.start()
     broker.stop()
 

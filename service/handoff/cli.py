@@ -24,14 +24,6 @@ from handoff.app.settings import Settings
 
 __all__ = ["main"]
 
-_INPUT_TOPIC_OF_PREFIX = {
-    "conversation.": "topic_conversations",
-    "message.": "topic_conversations",
-    "contact.": "topic_conversations",
-    "user.": "topic_presence",
-    "team.": "topic_presence",
-    "workflow.": "topic_workflows",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,13 +88,6 @@ def _bootstrap(settings: Settings) -> str:
     )
 
 
-def _topic_for(settings: Settings, event_type: str) -> str:
-    for prefix, attribute in _INPUT_TOPIC_OF_PREFIX.items():
-        if event_type.startswith(prefix):
-            return settings.topic(getattr(settings, attribute))
-    return settings.topic(settings.topic_conversations)
-
-
 def _read_lines(path: str) -> list[dict[str, Any]]:
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     events = []
@@ -115,24 +100,15 @@ def _read_lines(path: str) -> list[dict[str, Any]]:
     return events
 
 
-async def _produce(settings: Settings, events: list[dict[str, Any]]) -> None:
-    from aiokafka import AIOKafkaProducer
+def _produce(settings: Settings, events: list[dict[str, Any]]) -> int:
+    from handoff.adapters.kafka_send import send_events
 
-    producer = AIOKafkaProducer(bootstrap_servers=_bootstrap(settings), acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            topic = _topic_for(settings, str(event.get("type", "")))
-            key = str(event.get("workspaceid", "")).encode()
-            await producer.send_and_wait(topic, orjson.dumps(event), key=key)
-    finally:
-        await producer.stop()
+    return asyncio.run(send_events(settings, _bootstrap(settings), events))
 
 
 def _send(settings: Settings, args: argparse.Namespace) -> int:
-    events = _read_lines(args.file)
-    asyncio.run(_produce(settings, events))
-    print(f"sent {len(events)} event(s)")
+    sent = _produce(settings, _read_lines(args.file))
+    print(f"sent {sent} event(s)")
     return 0
 
 
@@ -186,7 +162,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
         "workspaceid": workflow.workspace_id,
         "data": {"definition": workflow.model_dump(mode="json", exclude_none=True)},
     }
-    asyncio.run(_produce(settings, [event]))
+    _produce(settings, [event])
     print(f"published workflow {workflow.id!r} to workspace {workflow.workspace_id!r}")
     return 0
 

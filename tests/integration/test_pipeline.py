@@ -1,0 +1,171 @@
+"""Scenarios through the real pipeline: Kafka in, PostgreSQL event log, Kafka out.
+
+One service runs for the module; each scenario lives in its own workspace, which is also how
+the service keeps tenants apart.
+"""
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.builders import (
+    assign_team,
+    assignee_changed,
+    closed,
+    opened,
+    presence,
+    team,
+    user,
+    workflow,
+)
+from tests.integration.harness import Stack, of_workspace, routed, running, settings_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    kafka_bootstrap: str, database_url: str
+) -> AsyncIterator[Stack]:
+    import secrets
+
+    prefix = f"pipe{secrets.token_hex(3)}."
+    async with running(settings_for(kafka_bootstrap, database_url, prefix)) as s:
+        yield s
+
+
+def _has(ws: str, n: int, *types: str):  # type: ignore[no-untyped-def]
+    return lambda outs: len(of_workspace(outs, ws, *types)) >= n
+
+
+async def test_round_robin_skips_an_offline_member(stack: Stack) -> None:
+    ws = "rr-offline"
+    await stack.send(
+        user("ann", ws=ws), user("bob", ws=ws), user("cid", ws=ws),
+        presence("ann", ws=ws), presence("bob", "away", ws=ws), presence("cid", ws=ws),
+        team("billing", "ann", "bob", "cid", ws=ws),
+        workflow({"type": "send_message", "text": "Hi!"},
+                 assign_team("billing", only_online=True),
+                 {"type": "add_comment", "text": "yours", "mention": "assignee"}, ws=ws),
+    )
+    await stack.send(opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws))
+    outs = await stack.outputs(_has(ws, 3, "contact.assigned"))
+    assert routed(outs, ws) == [
+        ("contact.assigned", "c1", "ann"),
+        ("contact.assigned", "c2", "cid"),
+        ("contact.assigned", "c3", "ann"),
+    ]
+    first = of_workspace(outs, ws, "contact.assigned")[0]
+    assert first["data"]["explanation"]["candidates"][1]["reason"] == "not online (away)"
+    assert first["causationid"] == of_workspace(outs, ws, "message.requested")[0]["causationid"]
+    comments = of_workspace(outs, ws, "comment.created")
+    assert [c["data"]["mentions"] for c in comments] == [["ann"], ["cid"], ["ann"]]
+
+
+async def test_least_open_contacts_ties_rotate_and_closing_lowers_a_count(stack: Stack) -> None:
+    ws = "least-open"
+    await stack.send(
+        user("ann", ws=ws), user("bob", ws=ws), presence("ann", ws=ws), presence("bob", ws=ws),
+        team("t", "ann", "bob", ws=ws), workflow(assign_team("t", "least_open_contacts"), ws=ws),
+        opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws), closed("c1", ws=ws),
+        opened("c4", ws=ws),
+    )
+    outs = await stack.outputs(_has(ws, 4, "contact.assigned"))
+    # ties rotate: ann, bob, ann; c1 (ann's) closes -> 1:1 tie -> rotates to bob
+    assert [r[2] for r in routed(outs, ws)] == ["ann", "bob", "ann", "bob"]
+    last = of_workspace(outs, ws, "contact.assigned")[-1]["data"]["explanation"]
+    assert [c["open_contacts"] for c in last["candidates"]] == [1, 1]
+
+
+async def test_specific_user_and_an_inbox_assignment_counted(stack: Stack) -> None:
+    ws = "specific"
+    await stack.send(
+        user("vip-agent", ws=ws), user("ann", max_open=1, ws=ws), presence("ann", ws=ws),
+        team("t", "ann", ws=ws),
+        workflow({"type": "assign_to", "user_id": "vip-agent"}, id="vip", source=["api"], ws=ws),
+        workflow(assign_team("t"), id="general", source=["contact"], ws=ws),
+        opened("v1", source="api", ws=ws),
+        opened("c1", ws=ws), assignee_changed("c1", "vip-agent", ws=ws),
+        opened("c2", ws=ws), assignee_changed("c2", "ann", ws=ws), opened("c3", ws=ws),
+    )
+    outs = await stack.outputs(_has(ws, 4, "contact.assigned", "assignment.queued"))
+    assert routed(outs, ws) == [
+        ("contact.assigned", "v1", "vip-agent"),
+        ("contact.assigned", "c1", "ann"),
+        ("contact.assigned", "c2", "ann"),  # ann is free again: c1 went to vip-agent
+        ("assignment.queued", "c3", "queued"),  # ann took c2 in the inbox: at her limit
+    ]
+    assert of_workspace(outs, ws, "contact.assigned")[0]["data"]["strategy"] == "specific_user"
+
+
+async def test_capacity_reached_then_queued_then_assigned_when_a_conversation_closes(
+    stack: Stack,
+) -> None:
+    ws = "capacity"
+    await stack.send(
+        user("ann", max_open=2, ws=ws), presence("ann", ws=ws), team("t", "ann", ws=ws),
+        workflow(assign_team("t", only_online=True), ws=ws),
+        opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws),
+    )
+    await stack.outputs(_has(ws, 1, "assignment.queued"))
+    await stack.send(closed("c1", ws=ws))
+    outs = await stack.outputs(_has(ws, 3, "contact.assigned"))
+    assert routed(outs, ws) == [
+        ("contact.assigned", "c1", "ann"),
+        ("contact.assigned", "c2", "ann"),
+        ("assignment.queued", "c3", "queued"),
+        ("contact.assigned", "c3", "ann"),
+    ]
+
+
+async def test_nobody_online_three_queued_then_served_oldest_first(stack: Stack) -> None:
+    ws = "nobody-online"
+    await stack.send(
+        user("ann", ws=ws), user("bob", ws=ws), team("t", "ann", "bob", ws=ws),
+        workflow(assign_team("t", only_online=True), ws=ws),
+        opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws),
+    )
+    await stack.outputs(_has(ws, 3, "assignment.queued"))
+    await stack.send(presence("bob", ws=ws))
+    outs = await stack.outputs(_has(ws, 3, "contact.assigned"))
+    assert [r for r in routed(outs, ws) if r[0] == "contact.assigned"] == [
+        ("contact.assigned", "c1", "bob"),
+        ("contact.assigned", "c2", "bob"),
+        ("contact.assigned", "c3", "bob"),
+    ]
+
+
+async def test_a_resent_input_id_makes_no_new_output(stack: Stack) -> None:
+    ws = "resent"
+    setup = [user("ann", ws=ws), team("t", "ann", ws=ws), workflow(assign_team("t"), ws=ws)]
+    first = opened("c1", ws=ws, id="same-id")
+    await stack.send(*setup, first)
+    await stack.outputs(_has(ws, 1, "contact.assigned"))
+    await stack.send(first, opened("c2", ws=ws))  # the same id again, then a new one
+    outs = await stack.outputs(_has(ws, 2, "contact.assigned"))
+    assert [r[1] for r in routed(outs, ws)] == ["c1", "c2"]
+
+
+async def test_two_workspaces_with_the_same_user_ids_do_not_meet(stack: Stack) -> None:
+    for ws, online in (("tenant-a", True), ("tenant-b", False)):
+        await stack.send(
+            user("ann", ws=ws), *([presence("ann", ws=ws)] if online else []),
+            team("t", "ann", ws=ws), workflow(assign_team("t", only_online=True), ws=ws),
+            opened("c1", ws=ws),
+        )
+    outs = await stack.outputs(lambda o: bool(routed(o, "tenant-a") and routed(o, "tenant-b")))
+    assert routed(outs, "tenant-a") == [("contact.assigned", "c1", "ann")]
+    assert routed(outs, "tenant-b") == [("assignment.queued", "c1", "queued")]
+
+
+async def test_output_ids_are_deterministic(stack: Stack) -> None:
+    from handoff.core.ids import derive_id
+
+    ws = "ids"
+    await stack.send(user("ann", ws=ws), team("t", "ann", ws=ws),
+                     workflow(assign_team("t"), ws=ws), opened("c1", ws=ws, id="open-c1"))
+    outs = await stack.outputs(_has(ws, 1, "contact.assigned"))
+    (assigned,) = of_workspace(outs, ws, "contact.assigned")
+    # run.started (0) and run.step_entered (1) stay in the log; the assignment is output 2
+    assert assigned["id"] == derive_id("open-c1", 2)
+    assert assigned["causationid"] == "open-c1"
