@@ -12,8 +12,14 @@ WS = "ws-1"
 _ids = count(1)
 
 
-def event(type_: str, data: dict[str, Any], *, ws: str = WS, id: str | None = None,
-          at: datetime | None = None) -> Envelope:
+def event(
+    type_: str,
+    data: dict[str, Any],
+    *,
+    ws: str = WS,
+    id: str | None = None,
+    at: datetime | None = None,
+) -> Envelope:
     n = next(_ids)
     return INPUT_TYPES[type_].model_validate(
         {
@@ -39,10 +45,18 @@ def team(team_id: str, *members: str, **kw: Any) -> Envelope:
     return event("team.upserted", {"team_id": team_id, "members": list(members)}, **kw)
 
 
-def workflow(*steps: dict[str, Any], id: str = "wf", trigger: str = "conversation_opened",
-             source: list[str] | None = None, ws: str = WS, **kw: Any) -> Envelope:
+def workflow(
+    *steps: dict[str, Any],
+    id: str = "wf",
+    trigger: str = "conversation_opened",
+    source: list[str] | None = None,
+    ws: str = WS,
+    **kw: Any,
+) -> Envelope:
     definition = {
-        "id": id, "workspace_id": ws, "name": id,
+        "id": id,
+        "workspace_id": ws,
+        "name": id,
         "trigger": {"type": trigger, **({"source": source} if source else {})},
         "steps": [{"id": f"s{i}", **s} for i, s in enumerate(steps, 1)],
     }
@@ -53,21 +67,38 @@ def assign_team(team_id: str, logic: str = "round_robin", **options: Any) -> dic
     return {"type": "assign_to", "team_id": team_id, "logic": logic, **options}
 
 
-def opened(contact: str, conversation: str | None = None, source: str = "contact",
-           **kw: Any) -> Envelope:
-    return event("conversation.opened", {
-        "contact_id": contact, "conversation_id": conversation or f"conv-{contact}",
-        "source": source,
-    }, **kw)
+def opened(
+    contact: str, conversation: str | None = None, source: str = "contact", **kw: Any
+) -> Envelope:
+    return event(
+        "conversation.opened",
+        {
+            "contact_id": contact,
+            "conversation_id": conversation or f"conv-{contact}",
+            "source": source,
+        },
+        **kw,
+    )
 
 
 def closed(contact: str, conversation: str | None = None, **kw: Any) -> Envelope:
-    return event("conversation.closed", {
-        "contact_id": contact, "conversation_id": conversation or f"conv-{contact}",
-    }, **kw)
+    return event(
+        "conversation.closed",
+        {
+            "contact_id": contact,
+            "conversation_id": conversation or f"conv-{contact}",
+        },
+        **kw,
+    )
 
 
 def assignee_changed(contact: str, assignee: str | None, **kw: Any) -> Envelope:
-    return event("contact.assignee_changed", {
-        "contact_id": contact, "assignee_id": assignee, "actor": {"type": "user", "user_id": "admin"},
-    }, **kw)
+    return event(
+        "contact.assignee_changed",
+        {
+            "contact_id": contact,
+            "assignee_id": assignee,
+            "actor": {"type": "user", "user_id": "admin"},
+        },
+        **kw,
+    )

@@ -13,7 +13,6 @@ from handoff.core.decide import decide
 from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.view import WorkspaceView
 from handoff_projections import evolve
-
 from tests.builders import T0, WS
 
 

@@ -11,7 +11,6 @@ from typing import Protocol
 
 from handoff.core.envelope import Envelope
 from handoff.core.view import WorkspaceView
-
 from handoff_projections import (
     assignees,
     contacts,
@@ -33,7 +32,8 @@ Changed = tuple[str, str]
 
 
 class Projection(Protocol):
-    TABLES: tuple[str, ...]
+    @property
+    def TABLES(self) -> tuple[str, ...]: ...
 
     def evolve(self, view: WorkspaceView, event: Envelope) -> Iterable[Changed]: ...
 

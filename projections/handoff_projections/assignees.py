@@ -21,9 +21,9 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
             yield from _set(view, d.contact_id, d.assignee_id)
 
 
-def _set(view: WorkspaceView, contact_id: ContactId, assignee: UserId | None) -> Iterator[
-    tuple[str, str]
-]:
+def _set(
+    view: WorkspaceView, contact_id: ContactId, assignee: UserId | None
+) -> Iterator[tuple[str, str]]:
     if assignee is None:
         view.assignees.pop(contact_id, None)
     else:

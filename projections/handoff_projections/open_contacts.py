@@ -32,9 +32,9 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
             yield from _add(view, view.assignees.get(d.contact_id), -1)
 
 
-def _move(view: WorkspaceView, contact_id: ContactId, to: UserId | None) -> Iterator[
-    tuple[str, str]
-]:
+def _move(
+    view: WorkspaceView, contact_id: ContactId, to: UserId | None
+) -> Iterator[tuple[str, str]]:
     previous = view.assignees.get(contact_id)
     if previous == to or not view.open_conversations.get(contact_id):
         return

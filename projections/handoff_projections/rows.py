@@ -6,8 +6,9 @@ The types come from the view's own annotations, so a new table needs no codec of
 import typing
 from typing import Any
 
-from handoff.core.view import WorkspaceView
 from pydantic import TypeAdapter
+
+from handoff.core.view import WorkspaceView
 
 __all__ = ["dump_row", "load_row", "row_value"]
 

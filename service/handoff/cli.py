@@ -1,14 +1,15 @@
 """The `handoff` command line (contract: Command line).
 
-  handoff run                       the service (embedded broker and database unless configured)
-  handoff events send FILE          publish CloudEvents JSON lines to the right input topics
-  handoff events tail               print what comes out on the output topics, a line an event
-  handoff workflow validate FILE    check a workflow document (YAML or JSON)
-  handoff workflow publish FILE     publish it as `workflow.published`
+handoff run                       the service (embedded broker and database unless configured)
+handoff events send FILE          publish CloudEvents JSON lines to the right input topics
+handoff events tail               print what comes out on the output topics, a line an event
+handoff workflow validate FILE    check a workflow document (YAML or JSON)
+handoff workflow publish FILE     publish it as `workflow.published`
 """
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 from collections.abc import Sequence
@@ -23,7 +24,6 @@ from pydantic import ValidationError
 from handoff.app.settings import Settings
 
 __all__ = ["main"]
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,19 +88,21 @@ def _bootstrap(settings: Settings) -> str:
     )
 
 
-def _read_lines(path: str) -> list[dict[str, Any]]:
+def _read_lines(path: str) -> list[dict[str, Any] | bytes]:
+    """JSON lines; blank lines and `#` comments are skipped, other lines go as they are."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    events = []
+    events: list[dict[str, Any] | bytes] = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip() and not line.lstrip().startswith("#"):
             try:
                 events.append(orjson.loads(line))
-            except orjson.JSONDecodeError as err:
-                sys.exit(f"{path}:{number}: not JSON: {err}")
+            except orjson.JSONDecodeError:
+                print(f"{path}:{number}: not JSON, sent as it is", file=sys.stderr)
+                events.append(line.encode())
     return events
 
 
-def _produce(settings: Settings, events: list[dict[str, Any]]) -> int:
+def _produce(settings: Settings, events: list[dict[str, Any] | bytes]) -> int:
     from handoff.adapters.kafka_send import send_events
 
     return asyncio.run(send_events(settings, _bootstrap(settings), events))
@@ -116,10 +118,10 @@ def _tail(settings: Settings, args: argparse.Namespace) -> int:
     from handoff.adapters.tail import tail
 
     topics = list(settings.output_topics.values())
-    try:
-        asyncio.run(tail(_bootstrap(settings), topics, args.from_beginning, args.json, args.timeout))
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            tail(_bootstrap(settings), topics, args.from_beginning, args.json, args.timeout)
+        )
     return 0
 
 

@@ -1,7 +1,6 @@
 """assign_to through the pure core: strategies, eligibility, explanation, failures."""
 
 from handoff.core.events import ContactAssigned
-
 from tests.builders import (
     assign_team,
     assignee_changed,
@@ -20,9 +19,13 @@ ONLINE = [presence("ann"), presence("bob"), presence("cid")]
 
 def test_round_robin_skips_an_offline_member_and_explains_why() -> None:
     outcome = scenario(
-        given=[*AGENTS, *ONLINE, presence("bob", "offline"),
-               workflow(assign_team("billing", only_online=True)),
-               opened("c1")],
+        given=[
+            *AGENTS,
+            *ONLINE,
+            presence("bob", "offline"),
+            workflow(assign_team("billing", only_online=True)),
+            opened("c1"),
+        ],
         when=opened("c2"),
     )
     (assigned,) = outcome.of_type("contact.assigned")
@@ -53,8 +56,15 @@ def test_least_open_contacts_ties_rotate_from_the_cursor() -> None:
 
 def test_least_open_contacts_prefers_the_least_loaded() -> None:
     outcome = scenario(
-        given=[*AGENTS, *ONLINE, workflow(assign_team("billing", "least_open_contacts")),
-               opened("c1"), opened("c2"), opened("c3"), closed("c2")],
+        given=[
+            *AGENTS,
+            *ONLINE,
+            workflow(assign_team("billing", "least_open_contacts")),
+            opened("c1"),
+            opened("c2"),
+            opened("c3"),
+            closed("c2"),
+        ],
         when=opened("c4"),
     )
     # ann has c1, bob's c2 closed (0 open), cid has c3: bob is least loaded.
@@ -75,8 +85,11 @@ def test_specific_user_is_assigned_whatever_their_presence() -> None:
 
 def test_assigning_the_assignee_the_contact_already_has_emits_nothing() -> None:
     outcome = scenario(
-        given=[*AGENTS, workflow({"type": "assign_to", "user_id": "bob"}, source=["contact"]),
-               assignee_changed("c1", "bob")],
+        given=[
+            *AGENTS,
+            workflow({"type": "assign_to", "user_id": "bob"}, source=["contact"]),
+            assignee_changed("c1", "bob"),
+        ],
         when=opened("c1"),
     )
     assert outcome.of_type("contact.assigned") == []
@@ -85,9 +98,13 @@ def test_assigning_the_assignee_the_contact_already_has_emits_nothing() -> None:
 
 def test_unknown_user_and_team_fail_with_their_reason() -> None:
     outcome = scenario(
-        given=[*AGENTS, team("empty"),
-               workflow({"type": "assign_to", "user_id": "zed"}, assign_team("nope"),
-                        assign_team("empty"))],
+        given=[
+            *AGENTS,
+            team("empty"),
+            workflow(
+                {"type": "assign_to", "user_id": "zed"}, assign_team("nope"), assign_team("empty")
+            ),
+        ],
         when=opened("c1"),
     )
     assert outcome.routed == [
@@ -100,8 +117,12 @@ def test_unknown_user_and_team_fail_with_their_reason() -> None:
 
 def test_workspace_assignment_picks_among_every_user() -> None:
     outcome = scenario(
-        given=[user("zoe"), user("amy"), presence("zoe"),
-               workflow({"type": "assign_to", "workspace": True, "only_online": True})],
+        given=[
+            user("zoe"),
+            user("amy"),
+            presence("zoe"),
+            workflow({"type": "assign_to", "workspace": True, "only_online": True}),
+        ],
         when=opened("c1"),
     )
     assert outcome.routed == [("contact.assigned", "c1", "zoe")]
@@ -109,9 +130,15 @@ def test_workspace_assignment_picks_among_every_user() -> None:
 
 def test_user_and_step_capacity_limits_make_members_ineligible() -> None:
     outcome = scenario(
-        given=[user("ann", max_open=1), user("bob"), team("t", "ann", "bob"),
-               workflow(assign_team("t", max_open_contacts=2)),
-               opened("c1"), opened("c2"), opened("c3")],
+        given=[
+            user("ann", max_open=1),
+            user("bob"),
+            team("t", "ann", "bob"),
+            workflow(assign_team("t", max_open_contacts=2)),
+            opened("c1"),
+            opened("c2"),
+            opened("c3"),
+        ],
         when=opened("c4"),
     )
     # ann: c1 (at her limit of 1); bob: c2, c3 (at the step's limit of 2).
@@ -122,9 +149,12 @@ def test_user_and_step_capacity_limits_make_members_ineligible() -> None:
 
 def test_unassign_step_removes_the_assignee() -> None:
     outcome = scenario(
-        given=[*AGENTS, assignee_changed("c1", "ann"),
-               workflow({"type": "assign_to", "unassign": True}, trigger="conversation_closed"),
-               opened("c1")],
+        given=[
+            *AGENTS,
+            assignee_changed("c1", "ann"),
+            workflow({"type": "assign_to", "unassign": True}, trigger="conversation_closed"),
+            opened("c1"),
+        ],
         when=closed("c1"),
     )
     assert [d.type for d in outcome.of_type("contact.unassigned")] == ["contact.unassigned"]

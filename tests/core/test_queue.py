@@ -17,9 +17,16 @@ SUPPORT = [user("ann"), user("bob"), team("support", "ann", "bob")]
 
 def test_three_contacts_wait_for_an_agent_and_are_served_oldest_first() -> None:
     outcome = scenario(
-        given=[*SUPPORT, workflow(assign_team("support", only_online=True),
-                                  {"type": "add_comment", "text": "yours", "mention": "assignee"}),
-               opened("c1"), opened("c2"), opened("c3")],
+        given=[
+            *SUPPORT,
+            workflow(
+                assign_team("support", only_online=True),
+                {"type": "add_comment", "text": "yours", "mention": "assignee"},
+            ),
+            opened("c1"),
+            opened("c2"),
+            opened("c3"),
+        ],
         when=presence("bob"),
     )
     assert outcome.routed == [
@@ -30,12 +37,18 @@ def test_three_contacts_wait_for_an_agent_and_are_served_oldest_first() -> None:
     # each served run goes on to its next step with the new assignee
     mentions = [d.data.mentions for d in outcome.of_type("comment.created")]  # type: ignore[attr-defined]
     assert mentions == [["bob"], ["bob"], ["bob"]]
-    assert outcome.view.queue == {} and outcome.view.runs == {}
+    assert outcome.view.queue == {}
+    assert outcome.view.runs == {}
 
 
 def test_capacity_reached_queues_and_a_closed_conversation_frees_a_slot() -> None:
-    given = [user("ann", max_open=1), team("t", "ann"), workflow(assign_team("t")),
-             opened("c1"), opened("c2")]
+    given = [
+        user("ann", max_open=1),
+        team("t", "ann"),
+        workflow(assign_team("t")),
+        opened("c1"),
+        opened("c2"),
+    ]
     outcome = scenario(given=given, when=closed("c1"))
     assert outcome.routed == [("contact.assigned", "c2", "ann")]
     assert outcome.view.open_contacts == {"ann": 1}
@@ -43,9 +56,15 @@ def test_capacity_reached_queues_and_a_closed_conversation_frees_a_slot() -> Non
 
 def test_queued_contacts_share_capacity_fairly_within_one_decision() -> None:
     outcome = scenario(
-        given=[user("ann", max_open=1), user("bob", max_open=1), team("t", "ann", "bob"),
-               workflow(assign_team("t", only_online=True)),
-               opened("c1"), opened("c2"), opened("c3")],
+        given=[
+            user("ann", max_open=1),
+            user("bob", max_open=1),
+            team("t", "ann", "bob"),
+            workflow(assign_team("t", only_online=True)),
+            opened("c1"),
+            opened("c2"),
+            opened("c3"),
+        ],
         when=presence("ann"),
     )
     assert outcome.routed == [("contact.assigned", "c1", "ann")]
@@ -58,7 +77,8 @@ def test_a_closed_conversation_leaves_the_queue() -> None:
         when=closed("c1"),
     )
     assert outcome.routed == [("assignment.failed", "c1", "conversation_closed")]
-    assert outcome.view.queue == {} and outcome.view.runs == {}
+    assert outcome.view.queue == {}
+    assert outcome.view.runs == {}
 
 
 def test_an_assignment_made_in_the_inbox_serves_the_queued_contact() -> None:
@@ -66,14 +86,20 @@ def test_an_assignment_made_in_the_inbox_serves_the_queued_contact() -> None:
         given=[*SUPPORT, workflow(assign_team("support", only_online=True)), opened("c1")],
         when=assignee_changed("c1", "ann"),
     )
-    assert outcome.view.queue == {} and outcome.view.runs == {}
+    assert outcome.view.queue == {}
+    assert outcome.view.runs == {}
     assert outcome.view.open_contacts == {"ann": 1}
 
 
 def test_a_team_change_serves_the_queue() -> None:
     outcome = scenario(
-        given=[*SUPPORT, user("cid"), presence("cid"),
-               workflow(assign_team("support", only_online=True)), opened("c1")],
+        given=[
+            *SUPPORT,
+            user("cid"),
+            presence("cid"),
+            workflow(assign_team("support", only_online=True)),
+            opened("c1"),
+        ],
         when=team("support", "ann", "bob", "cid"),
     )
     assert outcome.routed == [("contact.assigned", "c1", "cid")]
@@ -90,11 +116,28 @@ def test_a_removed_team_fails_its_queued_contacts() -> None:
 
 
 def test_workspaces_do_not_see_each_other() -> None:
-    from tests.scenario import history, apply
+    from tests.scenario import apply, history
 
-    a = history([user("ann", ws="a"), presence("ann", ws="a"), team("t", "ann", ws="a"),
-                 workflow(assign_team("t", only_online=True), ws="a")], ws="a")
-    b = history([user("ann", ws="b"), team("t", "ann", ws="b"),
-                 workflow(assign_team("t", only_online=True), ws="b")], ws="b")
-    assert [d.type for d in apply(b, opened("c1", ws="b")) if d.type.startswith(("contact", "assign"))] == ["assignment.queued"]
-    assert [d.type for d in apply(a, opened("c1", ws="a")) if d.type.startswith(("contact", "assign"))] == ["contact.assigned"]
+    a = history(
+        [
+            user("ann", ws="a"),
+            presence("ann", ws="a"),
+            team("t", "ann", ws="a"),
+            workflow(assign_team("t", only_online=True), ws="a"),
+        ],
+        ws="a",
+    )
+    b = history(
+        [
+            user("ann", ws="b"),
+            team("t", "ann", ws="b"),
+            workflow(assign_team("t", only_online=True), ws="b"),
+        ],
+        ws="b",
+    )
+    assert [
+        d.type for d in apply(b, opened("c1", ws="b")) if d.type.startswith(("contact", "assign"))
+    ] == ["assignment.queued"]
+    assert [
+        d.type for d in apply(a, opened("c1", ws="a")) if d.type.startswith(("contact", "assign"))
+    ] == ["contact.assigned"]

@@ -7,6 +7,7 @@ through parse, merge, decide, the event log, the outbox and the relay.
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -42,8 +43,9 @@ class Stack:
         await producer.start()
         try:
             for value in values:
-                await producer.send(self.settings.topic(getattr(self.settings, topic_attr)), value,
-                                    key=key)
+                await producer.send(
+                    self.settings.topic(getattr(self.settings, topic_attr)), value, key=key
+                )
             await producer.flush()
         finally:
             await producer.stop()
@@ -54,16 +56,18 @@ class Stack:
         """Every output so far, once `until(outputs)` holds (fails after `timeout` s)."""
         if self._consumer is None:
             self._consumer = AIOKafkaConsumer(
-                *self.settings.output_topics.values(), bootstrap_servers=self.bootstrap,
-                group_id=None, auto_offset_reset="earliest",
+                *self.settings.output_topics.values(),
+                bootstrap_servers=self.bootstrap,
+                group_id=None,
+                auto_offset_reset="earliest",
             )
             await self._consumer.start()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not until(self._seen):
             if loop.time() > deadline:
-                types = [(o["type"], o.get("workspaceid")) for o in self._seen]
-                raise AssertionError(f"timed out waiting for outputs; saw {types}")
+                seen = Counter((o["type"], o.get("workspaceid")) for o in self._seen)
+                raise AssertionError(f"timed out waiting for outputs; saw {dict(seen)}")
             polled = await self._consumer.getmany(timeout_ms=200)
             for messages in polled.values():
                 self._seen.extend(orjson.loads(m.value) for m in messages)
@@ -76,9 +80,14 @@ class Stack:
 
 def settings_for(bootstrap: str, dsn: str, prefix: str, **overrides: Any) -> Settings:
     return Settings(
-        kafka_bootstrap=bootstrap, database_url=dsn, topic_prefix=prefix,
-        group_id=f"{prefix}handoff", partitions=4, session_timeout_ms=6000,
-        heartbeat_interval_ms=1000, **overrides,
+        kafka_bootstrap=bootstrap,
+        database_url=dsn,
+        topic_prefix=prefix,
+        group_id=f"{prefix}handoff",
+        partitions=4,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        **overrides,
     )
 
 
@@ -107,7 +116,11 @@ def of_workspace(outputs: list[Output], ws: str, *types: str) -> list[Output]:
 def routed(outputs: list[Output], ws: str) -> list[tuple[str, str, str]]:
     """(type, contact, assignee or reason or 'queued') of each routing output, in order."""
     out = []
-    for o in of_workspace(outputs, ws, "contact.assigned", "assignment.queued", "assignment.failed"):
+    for o in of_workspace(
+        outputs, ws, "contact.assigned", "assignment.queued", "assignment.failed"
+    ):
         d = o["data"]
-        out.append((o["type"], d["contact_id"], d.get("assignee_id") or d.get("reason") or "queued"))
+        out.append(
+            (o["type"], d["contact_id"], d.get("assignee_id") or d.get("reason") or "queued")
+        )
     return out

@@ -5,6 +5,7 @@ the service keeps tenants apart.
 """
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def stack(
-    kafka_bootstrap: str, database_url: str
-) -> AsyncIterator[Stack]:
+async def stack(kafka_bootstrap: str, database_url: str) -> AsyncIterator[Stack]:
     import secrets
 
     prefix = f"pipe{secrets.token_hex(3)}."
-    async with running(settings_for(kafka_bootstrap, database_url, prefix)) as s:
+    settings = settings_for(kafka_bootstrap, database_url, prefix, max_record_bytes=4096)
+    async with running(settings) as s:
         yield s
 
 
@@ -41,12 +41,19 @@ def _has(ws: str, n: int, *types: str):  # type: ignore[no-untyped-def]
 async def test_round_robin_skips_an_offline_member(stack: Stack) -> None:
     ws = "rr-offline"
     await stack.send(
-        user("ann", ws=ws), user("bob", ws=ws), user("cid", ws=ws),
-        presence("ann", ws=ws), presence("bob", "away", ws=ws), presence("cid", ws=ws),
+        user("ann", ws=ws),
+        user("bob", ws=ws),
+        user("cid", ws=ws),
+        presence("ann", ws=ws),
+        presence("bob", "away", ws=ws),
+        presence("cid", ws=ws),
         team("billing", "ann", "bob", "cid", ws=ws),
-        workflow({"type": "send_message", "text": "Hi!"},
-                 assign_team("billing", only_online=True),
-                 {"type": "add_comment", "text": "yours", "mention": "assignee"}, ws=ws),
+        workflow(
+            {"type": "send_message", "text": "Hi!"},
+            assign_team("billing", only_online=True),
+            {"type": "add_comment", "text": "yours", "mention": "assignee"},
+            ws=ws,
+        ),
     )
     await stack.send(opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws))
     outs = await stack.outputs(_has(ws, 3, "contact.assigned"))
@@ -65,9 +72,16 @@ async def test_round_robin_skips_an_offline_member(stack: Stack) -> None:
 async def test_least_open_contacts_ties_rotate_and_closing_lowers_a_count(stack: Stack) -> None:
     ws = "least-open"
     await stack.send(
-        user("ann", ws=ws), user("bob", ws=ws), presence("ann", ws=ws), presence("bob", ws=ws),
-        team("t", "ann", "bob", ws=ws), workflow(assign_team("t", "least_open_contacts"), ws=ws),
-        opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws), closed("c1", ws=ws),
+        user("ann", ws=ws),
+        user("bob", ws=ws),
+        presence("ann", ws=ws),
+        presence("bob", ws=ws),
+        team("t", "ann", "bob", ws=ws),
+        workflow(assign_team("t", "least_open_contacts"), ws=ws),
+        opened("c1", ws=ws),
+        opened("c2", ws=ws),
+        opened("c3", ws=ws),
+        closed("c1", ws=ws),
         opened("c4", ws=ws),
     )
     outs = await stack.outputs(_has(ws, 4, "contact.assigned"))
@@ -80,13 +94,18 @@ async def test_least_open_contacts_ties_rotate_and_closing_lowers_a_count(stack:
 async def test_specific_user_and_an_inbox_assignment_counted(stack: Stack) -> None:
     ws = "specific"
     await stack.send(
-        user("vip-agent", ws=ws), user("ann", max_open=1, ws=ws), presence("ann", ws=ws),
+        user("vip-agent", ws=ws),
+        user("ann", max_open=1, ws=ws),
+        presence("ann", ws=ws),
         team("t", "ann", ws=ws),
         workflow({"type": "assign_to", "user_id": "vip-agent"}, id="vip", source=["api"], ws=ws),
         workflow(assign_team("t"), id="general", source=["contact"], ws=ws),
         opened("v1", source="api", ws=ws),
-        opened("c1", ws=ws), assignee_changed("c1", "vip-agent", ws=ws),
-        opened("c2", ws=ws), assignee_changed("c2", "ann", ws=ws), opened("c3", ws=ws),
+        opened("c1", ws=ws),
+        assignee_changed("c1", "vip-agent", ws=ws),
+        opened("c2", ws=ws),
+        assignee_changed("c2", "ann", ws=ws),
+        opened("c3", ws=ws),
     )
     outs = await stack.outputs(_has(ws, 4, "contact.assigned", "assignment.queued"))
     assert routed(outs, ws) == [
@@ -103,9 +122,13 @@ async def test_capacity_reached_then_queued_then_assigned_when_a_conversation_cl
 ) -> None:
     ws = "capacity"
     await stack.send(
-        user("ann", max_open=2, ws=ws), presence("ann", ws=ws), team("t", "ann", ws=ws),
+        user("ann", max_open=2, ws=ws),
+        presence("ann", ws=ws),
+        team("t", "ann", ws=ws),
         workflow(assign_team("t", only_online=True), ws=ws),
-        opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws),
+        opened("c1", ws=ws),
+        opened("c2", ws=ws),
+        opened("c3", ws=ws),
     )
     await stack.outputs(_has(ws, 1, "assignment.queued"))
     await stack.send(closed("c1", ws=ws))
@@ -121,9 +144,13 @@ async def test_capacity_reached_then_queued_then_assigned_when_a_conversation_cl
 async def test_nobody_online_three_queued_then_served_oldest_first(stack: Stack) -> None:
     ws = "nobody-online"
     await stack.send(
-        user("ann", ws=ws), user("bob", ws=ws), team("t", "ann", "bob", ws=ws),
+        user("ann", ws=ws),
+        user("bob", ws=ws),
+        team("t", "ann", "bob", ws=ws),
         workflow(assign_team("t", only_online=True), ws=ws),
-        opened("c1", ws=ws), opened("c2", ws=ws), opened("c3", ws=ws),
+        opened("c1", ws=ws),
+        opened("c2", ws=ws),
+        opened("c3", ws=ws),
     )
     await stack.outputs(_has(ws, 3, "assignment.queued"))
     await stack.send(presence("bob", ws=ws))
@@ -149,8 +176,10 @@ async def test_a_resent_input_id_makes_no_new_output(stack: Stack) -> None:
 async def test_two_workspaces_with_the_same_user_ids_do_not_meet(stack: Stack) -> None:
     for ws, online in (("tenant-a", True), ("tenant-b", False)):
         await stack.send(
-            user("ann", ws=ws), *([presence("ann", ws=ws)] if online else []),
-            team("t", "ann", ws=ws), workflow(assign_team("t", only_online=True), ws=ws),
+            user("ann", ws=ws),
+            *([presence("ann", ws=ws)] if online else []),
+            team("t", "ann", ws=ws),
+            workflow(assign_team("t", only_online=True), ws=ws),
             opened("c1", ws=ws),
         )
     outs = await stack.outputs(lambda o: bool(routed(o, "tenant-a") and routed(o, "tenant-b")))
@@ -162,10 +191,65 @@ async def test_output_ids_are_deterministic(stack: Stack) -> None:
     from handoff.core.ids import derive_id
 
     ws = "ids"
-    await stack.send(user("ann", ws=ws), team("t", "ann", ws=ws),
-                     workflow(assign_team("t"), ws=ws), opened("c1", ws=ws, id="open-c1"))
+    await stack.send(
+        user("ann", ws=ws),
+        team("t", "ann", ws=ws),
+        workflow(assign_team("t"), ws=ws),
+        opened("c1", ws=ws, id="open-c1"),
+    )
     outs = await stack.outputs(_has(ws, 1, "contact.assigned"))
     (assigned,) = of_workspace(outs, ws, "contact.assigned")
     # run.started (0) and run.step_entered (1) stay in the log; the assignment is output 2
     assert assigned["id"] == derive_id("open-c1", 2)
     assert assigned["causationid"] == "open-c1"
+
+
+async def test_malformed_records_go_to_the_dead_letter_topic_and_later_ones_flow(
+    stack: Stack,
+) -> None:
+    import orjson
+
+    ws = "after-bad"
+    bad_workflow = workflow(assign_team("t"), ws=ws).model_dump(mode="json")
+    bad_workflow["data"]["definition"]["steps"][0]["logic"] = "fastest"
+    missing_field = opened("c0", ws=ws).model_dump(mode="json")
+    del missing_field["data"]["contact_id"]
+    await stack.send_raw(
+        "topic_conversations",
+        b"{not json",
+        b'["an", "array"]',
+        orjson.dumps(missing_field),
+        b'{"specversion": "1.0", "type": "conversation.opened", "data": "' + b"x" * 5000 + b'"}',
+        key=ws.encode(),
+    )
+    await stack.send_raw("topic_workflows", orjson.dumps(bad_workflow), key=ws.encode())
+    await stack.send(
+        user("ann", ws=ws),
+        team("t", "ann", ws=ws),
+        workflow(assign_team("t"), ws=ws),
+        opened("c1", ws=ws),
+    )
+    outs = await stack.outputs(lambda o: bool(routed(o, ws)) and len(_letters(o, stack)) >= 5)
+    reasons = [letter["data"]["reason"] for letter in _letters(outs, stack)]
+    assert reasons[0].startswith("not JSON")
+    assert reasons[1] == "not a JSON object but list"
+    assert "data.contact_id: Field required" in reasons[2]
+    assert "over the 4096-byte limit" in reasons[3]
+    assert "data.definition.steps.0.assign_to.logic" in reasons[4]
+    assert _letters(outs, stack)[0]["data"]["original"] == "{not json"
+    assert routed(outs, ws) == [("contact.assigned", "c1", "ann")]
+
+
+def _letters(outputs: list[dict[str, object]], stack: Stack) -> list[dict[str, Any]]:
+    prefix = stack.settings.topic_prefix
+    return sorted(
+        (
+            o
+            for o in outputs
+            if o["type"] == "record.deadlettered" and str(o["data"]["topic"]).startswith(prefix)
+        ),  # type: ignore[index]
+        key=lambda o: (
+            o["data"]["topic"] != stack.settings.topic("inbox.conversations"),  # type: ignore[index]
+            o["data"]["offset"],
+        ),  # type: ignore[index]
+    )

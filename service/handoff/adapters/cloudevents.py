@@ -97,8 +97,13 @@ def _readable(err: ValidationError) -> str:
 
 
 def dump_event(event: Envelope) -> bytes:
-    """The CloudEvents structured-mode JSON of an event, as it goes on the wire and in the log."""
-    return orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+    """The CloudEvents structured-mode JSON of an event, as it goes on the wire and in the log.
+
+    Absent optional attributes are left out of the envelope; inside `data` a null stays, since
+    the contract gives fields such as `team_id` as "or null".
+    """
+    envelope = event.model_dump(mode="json")
+    return orjson.dumps({k: v for k, v in envelope.items() if v is not None})
 
 
 def load_event(raw: bytes | str) -> Envelope:
@@ -109,7 +114,7 @@ def load_event(raw: bytes | str) -> Envelope:
 def dead_letter(
     raw: bytes | None, reason: str, topic: str, partition: int, offset: int, now: datetime
 ) -> bytes:
-    """The dead-letter record: a CloudEvent carrying the original bytes and why they were refused."""
+    """The dead-letter record: a CloudEvent with the original bytes and why they were refused."""
     text: str | None
     try:
         text = raw.decode() if raw is not None else None

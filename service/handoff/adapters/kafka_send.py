@@ -28,15 +28,21 @@ def input_topic_for(settings: Settings, event_type: str) -> str:
     return settings.topic(settings.topic_conversations)
 
 
-async def send_events(settings: Settings, bootstrap: str, events: Iterable[dict[str, Any]]) -> int:
+async def send_events(
+    settings: Settings, bootstrap: str, events: Iterable[dict[str, Any] | bytes]
+) -> int:
+    """Send each event to its topic; raw bytes (e.g. a malformed record) go to conversations."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await producer.start()
     sent = 0
     try:
         for event in events:
-            topic = input_topic_for(settings, str(event.get("type", "")))
-            key = str(event.get("workspaceid", "")).encode()
-            await producer.send(topic, orjson.dumps(event), key=key)
+            if isinstance(event, bytes):
+                topic, key, value = settings.topic(settings.topic_conversations), None, event
+            else:
+                topic = input_topic_for(settings, str(event.get("type", "")))
+                key, value = str(event.get("workspaceid", "")).encode(), orjson.dumps(event)
+            await producer.send(topic, value, key=key)
             sent += 1
         await producer.flush()
     finally:

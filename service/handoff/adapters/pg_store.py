@@ -19,11 +19,11 @@ from handoff_projections.rows import load_row
 
 __all__ = [
     "BatchWrite",
-    "commit_batch",
-    "forget_positions",
     "Fenced",
     "OutboxRow",
+    "commit_batch",
     "delete_outbox",
+    "forget_positions",
     "load_outbox",
     "load_positions",
     "load_views",
@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 TopicPartition = tuple[str, int]
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+"""A connection of its own or one lent by the pool: both run queries alike."""
 
 
 class Fenced(Exception):
@@ -73,8 +75,19 @@ class BatchWrite:
     ) -> None:
         topic, partition, offset = source if source else (None, None, None)
         self.log.append(
-            (workspace_id, seq, event_id, event_type, source is not None, causation_id,
-             decided_at, body.decode(), topic, partition, offset)
+            (
+                workspace_id,
+                seq,
+                event_id,
+                event_type,
+                source is not None,
+                causation_id,
+                decided_at,
+                body.decode(),
+                topic,
+                partition,
+                offset,
+            )
         )
 
 
@@ -104,7 +117,7 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
     return applied
 
 
-async def load_views(conn: asyncpg.Connection, workspace_ids: Iterable[str]) -> dict[str, WorkspaceView]:
+async def load_views(conn: Connection, workspace_ids: Iterable[str]) -> dict[str, WorkspaceView]:
     ids = list(workspace_ids)
     views = {ws: WorkspaceView(workspace_id=ws) for ws in ids}
     for r in await conn.fetch(
@@ -120,9 +133,7 @@ async def load_views(conn: asyncpg.Connection, workspace_ids: Iterable[str]) -> 
     return views
 
 
-async def seen_inputs(
-    conn: asyncpg.Connection, ids: Sequence[tuple[str, str]]
-) -> set[tuple[str, str]]:
+async def seen_inputs(conn: Connection, ids: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which (workspace, input id) pairs the log already holds."""
     if not ids:
         return set()
@@ -137,7 +148,7 @@ async def seen_inputs(
 
 
 async def load_positions(
-    conn: asyncpg.Connection, group_id: str, tps: Iterable[TopicPartition]
+    conn: Connection, group_id: str, tps: Iterable[TopicPartition]
 ) -> dict[TopicPartition, int]:
     wanted = list(tps)
     rows = await conn.fetch(
@@ -152,18 +163,27 @@ async def load_positions(
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
-async def forget_positions(conn: asyncpg.Connection, group_id: str) -> None:
+async def forget_positions(conn: Connection, group_id: str) -> None:
     """Positions belong to the broker that issued them; a new embedded broker starts over."""
     await conn.execute("DELETE FROM consumer_positions WHERE group_id = $1", group_id)
 
 
 _LOG_COLUMNS = [
-    "workspace_id", "seq", "event_id", "type", "is_input", "causation_id", "decided_at",
-    "body", "source_topic", "source_partition", "source_offset",
+    "workspace_id",
+    "seq",
+    "event_id",
+    "type",
+    "is_input",
+    "causation_id",
+    "decided_at",
+    "body",
+    "source_topic",
+    "source_partition",
+    "source_offset",
 ]
 
 
-async def commit_batch(conn: asyncpg.Connection, batch: BatchWrite) -> None:
+async def commit_batch(conn: Connection, batch: BatchWrite) -> None:
     """Write the batch atomically, or raise `Fenced` and write nothing."""
     async with conn.transaction():
         for (topic, partition), (expected, reached) in batch.positions.items():
@@ -173,7 +193,11 @@ async def commit_batch(conn: asyncpg.Connection, batch: BatchWrite) -> None:
                 " ON CONFLICT (group_id, topic, partition) DO UPDATE"
                 "   SET next_offset = EXCLUDED.next_offset WHERE p.next_offset = $4"
                 " RETURNING 1",
-                batch.group_id, topic, partition, expected, reached,
+                batch.group_id,
+                topic,
+                partition,
+                expected,
+                reached,
             )
             if moved is None:
                 raise Fenced(f"{topic}[{partition}] is no longer at offset {expected}")
@@ -186,7 +210,8 @@ async def commit_batch(conn: asyncpg.Connection, batch: BatchWrite) -> None:
         if batch.rows_upserted:
             await conn.execute(
                 "INSERT INTO projection_rows (workspace_id, tbl, key, value)"
-                " SELECT w, t, k, v::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+                " SELECT w, t, k, v::jsonb"
+                " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
                 "   AS r(w, t, k, v)"
                 " ON CONFLICT (workspace_id, tbl, key) DO UPDATE SET value = EXCLUDED.value",
                 *map(list, zip(*batch.rows_upserted, strict=True)),
@@ -202,19 +227,19 @@ async def commit_batch(conn: asyncpg.Connection, batch: BatchWrite) -> None:
                 "INSERT INTO workspaces (workspace_id, version)"
                 " SELECT * FROM unnest($1::text[], $2::bigint[])"
                 " ON CONFLICT (workspace_id) DO UPDATE SET version = EXCLUDED.version",
-                list(batch.versions), list(batch.versions.values()),
+                list(batch.versions),
+                list(batch.versions.values()),
             )
 
 
-async def load_outbox(conn: asyncpg.Connection, partition: int, limit: int = 10_000) -> list[OutboxRow]:
+async def load_outbox(conn: Connection, partition: int, limit: int = 10_000) -> list[OutboxRow]:
     rows = await conn.fetch(
         "SELECT seq, topic, key, value FROM outbox WHERE partition = $1 ORDER BY seq LIMIT $2",
-        partition, limit,
+        partition,
+        limit,
     )
     return [OutboxRow(r["seq"], r["topic"], r["key"], r["value"]) for r in rows]
 
 
-async def delete_outbox(conn: asyncpg.Connection, partition: int, upto_seq: int) -> None:
-    await conn.execute(
-        "DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq
-    )
+async def delete_outbox(conn: Connection, partition: int, upto_seq: int) -> None:
+    await conn.execute("DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq)

@@ -26,7 +26,8 @@ def describe(event: dict[str, Any]) -> str:
                 for c in data["explanation"]["candidates"]
                 if not c["eligible"]
             ]
-            body = f"{contact} waits for {data.get('team_id') or 'the workspace'} ({'; '.join(waiting)})"
+            queue = data.get("team_id") or "the workspace"
+            body = f"{contact} waits for {queue} ({'; '.join(waiting)})"
         case "assignment.failed":
             body = f"{contact} {data['reason']}"
         case "comment.created":

@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import asyncpg
-
 from handoff.adapters.cloudevents import Accepted, Rejected, dead_letter, dump_event
-from handoff.adapters.pg_store import BatchWrite, load_views, seen_inputs
+from handoff.adapters.pg_store import BatchWrite, Connection, load_views, seen_inputs
 from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
 from handoff.core.decide import decide
@@ -46,7 +44,7 @@ class BatchStats:
 
 
 async def handle_batch(
-    conn: asyncpg.Connection,
+    conn: Connection,
     state: PartitionState,
     records: Sequence[Inbound],
     now: datetime,
@@ -66,15 +64,18 @@ async def handle_batch(
         changed.setdefault(view.workspace_id, set()).update(evolve(view, event))
         body = dump_event(event)
         batch.log_row(
-            view.workspace_id, view.version, body, event.id, event.type,
-            getattr(event, "causationid", None), now,
+            view.workspace_id,
+            view.version,
+            body,
+            event.id,
+            event.type,
+            getattr(event, "causationid", None),
+            now,
             (source.topic, source.partition, source.offset) if source else None,
         )
         role = OUTPUT_TOPIC_OF.get(event.type)
         if role is not None:
-            batch.outbox.append(
-                (state.partition, outputs[role], view.workspace_id.encode(), body)
-            )
+            batch.outbox.append((state.partition, outputs[role], view.workspace_id.encode(), body))
 
     for record in records:
         parsed = record.parsed
@@ -106,7 +107,9 @@ async def handle_batch(
             if value is None:
                 batch.rows_deleted.append((workspace_id, table, key))
             else:
-                batch.rows_upserted.append((workspace_id, table, key, dump_row(table, value).decode()))
+                batch.rows_upserted.append(
+                    (workspace_id, table, key, dump_row(table, value).decode())
+                )
     for record in records:
         tp = (record.topic, record.partition)
         batch.positions[tp] = (state.positions.get(tp), record.offset + 1)

@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from handoff.adapters.cloudevents import parse
 from handoff.adapters.pg_store import (
@@ -103,20 +104,17 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._producer.stop()
             log.info("stopped")
 
-    async def _step(self, polled: dict[TopicPartition, list[object]]) -> dict[TopicPartition, int]:
+    async def _step(
+        self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> dict[TopicPartition, int]:
         for tp, messages in polled.items():
             owned = self._owned.get(tp.partition)
             if owned is None:
                 continue
             for m in messages:
-                value = m.value  # type: ignore[attr-defined]
-                owned.merger.add(
-                    Inbound(
-                        tp.topic, tp.partition, m.offset, m.key, value,  # type: ignore[attr-defined]
-                        parse(value, self._settings.max_record_bytes),
-                    )
-                )
-                self._fetched[tp] = m.offset + 1  # type: ignore[attr-defined]
+                parsed = parse(m.value, self._settings.max_record_bytes)
+                owned.merger.add(Inbound(tp.topic, tp.partition, m.offset, m.key, m.value, parsed))
+                self._fetched[tp] = m.offset + 1
         ready = {p: o.merger.take_ready(self._caught_up(p)) for p, o in self._owned.items()}
         work = [self._process(p, records) for p, records in ready.items() if records]
         reached: dict[TopicPartition, int] = {}
@@ -143,8 +141,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 )
                 await commit_batch(conn, batch)
         except Fenced as lost:
-            log.warning("fenced: another instance owns the partition", partition=partition,
-                        detail=str(lost))
+            log.warning(
+                "fenced: another instance owns the partition", partition=partition, detail=str(lost)
+            )
             await self._reset(partition)
             return {}
         except Exception:
@@ -156,9 +155,14 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             owned.state.positions[tp] = reached
         await self._relay(partition)
         log.info(
-            "batch", partition=partition, records=len(records), applied=stats.applied,
-            duplicates=stats.duplicates, skipped=stats.skipped,
-            dead_lettered=stats.dead_lettered, decided=stats.decided,
+            "batch",
+            partition=partition,
+            records=len(records),
+            applied=stats.applied,
+            duplicates=stats.duplicates,
+            skipped=stats.skipped,
+            dead_lettered=stats.dead_lettered,
+            decided=stats.decided,
             ms=round((self._clock() - started).total_seconds() * 1000, 1),
         )
         return {TopicPartition(t, p): reached for (t, p), (_, reached) in batch.positions.items()}

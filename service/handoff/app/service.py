@@ -56,7 +56,10 @@ async def serve(
             bootstrap, settings.input_topics, settings.output_topics.values(), settings.partitions
         )
         log.info(
-            "listening", bootstrap=bootstrap, inputs=settings.input_topics,
-            outputs=list(settings.output_topics.values()), partitions=partitions,
+            "listening",
+            bootstrap=bootstrap,
+            inputs=settings.input_topics,
+            outputs=list(settings.output_topics.values()),
+            partitions=partitions,
         )
         await Pipeline(settings, pool, bootstrap, ready=ready).run(stop)

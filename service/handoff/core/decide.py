@@ -52,8 +52,8 @@ def decide(view: WorkspaceView, event: Envelope, now: datetime) -> list[OutputEn
 
 def _start_runs(ctx: DecisionContext, event: ConversationOpened | ConversationClosed) -> None:
     """Start every matching workflow, in workflow id order (stable, and documented)."""
-    trigger = "conversation_opened" if isinstance(event, ConversationOpened) else (
-        "conversation_closed"
+    trigger = (
+        "conversation_opened" if isinstance(event, ConversationOpened) else ("conversation_closed")
     )
     contact_id = event.data.contact_id
     active = {(r.workflow_id, r.contact_id) for r in ctx.view.runs.values()}

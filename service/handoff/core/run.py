@@ -5,10 +5,15 @@ go on until a step blocks (an assignment waiting in the queue) or the steps run 
 """
 
 from handoff.core.context import DecisionContext
-from handoff.core.events import RunEnded, RunEndedData, RunStarted, RunStartedData, StepEntered
-from handoff.core.events import StepEnteredData
-from handoff.core.ids import ConversationId, RunId, derive_id
-from handoff.core.ids import ContactId
+from handoff.core.events import (
+    RunEnded,
+    RunEndedData,
+    RunStarted,
+    RunStartedData,
+    StepEntered,
+    StepEnteredData,
+)
+from handoff.core.ids import ContactId, ConversationId, RunId, derive_id
 from handoff.core.steps import STEPS, RunRef
 from handoff.core.view import Run
 from handoff.core.workflow import Workflow
@@ -41,7 +46,9 @@ def start(
         ),
         subject=contact_id,
     )
-    _take_steps(ctx, workflow, RunRef(run_id, run), workflow.steps[0].id if workflow.steps else None)
+    _take_steps(
+        ctx, workflow, RunRef(run_id, run), workflow.steps[0].id if workflow.steps else None
+    )
 
 
 def resume(ctx: DecisionContext, ref: RunRef) -> None:

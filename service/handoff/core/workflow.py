@@ -48,7 +48,12 @@ class AssignTo(_Doc):
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
-        targets = [self.user_id is not None, self.team_id is not None, self.workspace, self.unassign]
+        targets = [
+            self.user_id is not None,
+            self.team_id is not None,
+            self.workspace,
+            self.unassign,
+        ]
         if sum(targets) != 1:
             raise ValueError("assign_to needs exactly one of user_id, team_id, workspace, unassign")
         return self

@@ -46,9 +46,7 @@ class Request:
         return cls(entry.team_id, strategy, entry.only_online, entry.max_open_contacts)
 
 
-def decide(
-    step: AssignTo, run: RunRef, ctx: DecisionContext
-) -> Literal["next", "blocked"]:
+def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next", "blocked"]:
     if step.unassign:
         _unassign(run, ctx, run.at(step.id))
         return "next"

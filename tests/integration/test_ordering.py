@@ -1,0 +1,42 @@
+"""A backlog is applied as it happened, not topic by topic (contract: Ordering)."""
+
+from datetime import timedelta
+
+import pytest
+
+from tests.builders import T0, assign_team, opened, presence, team, user, workflow
+from tests.integration.harness import Stack, routed, running, settings_for
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_backlog_is_applied_in_the_order_it_happened(
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str
+) -> None:
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix)
+    ws = "backlog"
+
+    def at(s: int) -> dict[str, object]:
+        return {"ws": ws, "at": T0 + timedelta(seconds=s)}
+
+    # The service is down. Conversations reach Kafka first, though they happened last...
+    early = Stack(settings)
+    await early.send(opened("c1", **at(10)), opened("c2", **at(11)))  # type: ignore[arg-type]
+    # ...then the team is set up, with times before them.
+    await early.send(
+        user("ann", **at(1)),
+        user("bob", **at(2)),
+        presence("ann", **at(3)),  # type: ignore[arg-type]
+        presence("bob", **at(4)),
+        team("t", "ann", "bob", **at(5)),  # type: ignore[arg-type]
+        workflow(assign_team("t", only_online=True), **at(6)),  # type: ignore[arg-type]
+        presence("bob", "offline", **at(12)),  # type: ignore[arg-type]
+    )
+    async with running(settings) as stack:
+        outs = await stack.outputs(lambda o: len(routed(o, ws)) >= 2)
+    # Topic by topic, c1 and c2 would have found no workflow; in time order both are routed,
+    # and bob, who went offline only after both, was still online for c2.
+    assert routed(outs, ws) == [
+        ("contact.assigned", "c1", "ann"),
+        ("contact.assigned", "c2", "bob"),
+    ]
