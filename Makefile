@@ -16,6 +16,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check service projections tests
+	$(VENV)/bin/ruff format --check service projections tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 

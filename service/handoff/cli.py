@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--timeout", type=float, default=None, help="stop after S idle seconds")
     tail.set_defaults(handler=_tail)
 
+    replay = sub.add_parser(
+        "replay", help="re-decide the event log to audit it; --rebuild rewrites the projections"
+    )
+    replay.add_argument("--rebuild", action="store_true", help="stop the service first")
+    replay.set_defaults(handler=_replay)
+
     workflow = sub.add_parser("workflow", help="workflow documents").add_subparsers(required=True)
     validate = workflow.add_parser("validate", help="check a workflow document")
     validate.add_argument("file")
@@ -74,6 +80,37 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from handoff.app.replay import replay
+
+    async def main(dsn: str) -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            result = await replay(conn, rebuild=args.rebuild)
+        finally:
+            await conn.close()
+        print(
+            f"replayed {result.events} events ({result.inputs} inputs) of "
+            f"{len(result.views)} workspace(s): {len(result.mismatches)} mismatch(es)"
+            + ("; projections rebuilt" if args.rebuild else "")
+        )
+        for line in result.mismatches:
+            print(f"  {line}")
+        return 1 if result.mismatches else 0
+
+    if settings.database_url:
+        return asyncio.run(main(settings.database_url))
+    from handoff.adapters.embedded import EmbeddedPostgres
+
+    postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+    try:
+        return asyncio.run(main(postgres.start()))
+    finally:
+        postgres.stop()
 
 
 def _bootstrap(settings: Settings) -> str:

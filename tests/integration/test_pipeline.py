@@ -253,3 +253,41 @@ def _letters(outputs: list[dict[str, object]], stack: Stack) -> list[dict[str, A
             o["data"]["offset"],
         ),  # type: ignore[index]
     )
+
+
+async def test_replaying_the_log_re_decides_every_decision_and_rebuilds_the_projections(
+    stack: Stack, database_url: str
+) -> None:
+    """Runs last in this module: it audits everything the scenarios above logged."""
+    import asyncpg
+
+    from handoff.app.replay import replay
+
+    async def projection_rows(conn: asyncpg.Connection) -> set[tuple[str, str, str, str]]:
+        rows = await conn.fetch("SELECT workspace_id, tbl, key, value::text FROM projection_rows")
+        return {tuple(r) for r in rows}  # type: ignore[misc]
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        live = await projection_rows(conn)
+        audit = await replay(conn)
+        assert audit.mismatches == []
+        assert "capacity" in audit.views
+        assert audit.events > audit.inputs > 0
+        tampered = conn.transaction()  # the audit notices a decision the core would not make
+        await tampered.start()
+        await conn.execute(
+            "UPDATE event_log SET body = jsonb_set(body, '{data,assignee_id}', '\"zed\"')"
+            " WHERE seq = (SELECT min(seq) FROM event_log WHERE workspace_id = 'capacity'"
+            "   AND type = 'contact.assigned') AND workspace_id = 'capacity'"
+        )
+        noticed = (await replay(conn)).mismatches
+        assert noticed[0].startswith("capacity input ")
+        assert "logged contact.assigned" in noticed[0]
+        await tampered.rollback()
+        await conn.execute("DELETE FROM projection_rows")  # lose them all...
+        rebuilt = await replay(conn, rebuild=True)  # ...and rebuild them from the log
+        assert rebuilt.mismatches == []
+        assert await projection_rows(conn) == live
+    finally:
+        await conn.close()

@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from handoff.core.view import WorkspaceView
-from handoff_projections.rows import load_row
+from handoff_projections import TABLES
+from handoff_projections.rows import dump_row, load_row
 
 __all__ = [
     "BatchWrite",
@@ -28,6 +29,7 @@ __all__ = [
     "load_positions",
     "load_views",
     "migrate",
+    "replace_projections",
     "seen_inputs",
 ]
 
@@ -243,3 +245,24 @@ async def load_outbox(conn: Connection, partition: int, limit: int = 10_000) -> 
 
 async def delete_outbox(conn: Connection, partition: int, upto_seq: int) -> None:
     await conn.execute("DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq)
+
+
+async def replace_projections(conn: Connection, views: Iterable[WorkspaceView]) -> None:
+    """Swap every projection row for those of `views` (a rebuild from the log), atomically."""
+    rows = [
+        (view.workspace_id, table, key, dump_row(table, value).decode())
+        for view in views
+        for table in TABLES
+        for key, value in getattr(view, table).items()
+    ]
+    versions = [(view.workspace_id, view.version) for view in views]
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE projection_rows, workspaces IN EXCLUSIVE MODE")
+        await conn.execute("DELETE FROM projection_rows")
+        await conn.execute("DELETE FROM workspaces")
+        await conn.copy_records_to_table(
+            "projection_rows", records=rows, columns=["workspace_id", "tbl", "key", "value"]
+        )
+        await conn.copy_records_to_table(
+            "workspaces", records=versions, columns=["workspace_id", "version"]
+        )
