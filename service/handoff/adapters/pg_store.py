@@ -19,7 +19,9 @@ from handoff_projections import TABLES
 from handoff_projections.rows import dump_row, load_row
 
 __all__ = [
+    "FROM_START",
     "BatchWrite",
+    "Connection",
     "Fenced",
     "OutboxRow",
     "commit_batch",
@@ -61,8 +63,9 @@ class BatchWrite:
     rows_upserted: list[tuple[str, str, str, str]] = field(default_factory=list)
     rows_deleted: list[tuple[str, str, str]] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
-    positions: dict[TopicPartition, tuple[int | None, int]] = field(default_factory=dict)
-    """(topic, partition) -> (the next offset this batch started from, the one it reached)."""
+    positions: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
+    """(topic, partition) -> (the stored position this batch started from, the one it reached),
+    for every input topic of the partition, read from or not."""
 
     def log_row(
         self,
@@ -149,18 +152,31 @@ async def seen_inputs(conn: Connection, ids: Sequence[tuple[str, str]]) -> set[t
     return {(r["workspace_id"], r["event_id"]) for r in rows}
 
 
+FROM_START = -1
+"""The stored position of a partition never consumed: read it from its earliest offset."""
+
+
 async def load_positions(
     conn: Connection, group_id: str, tps: Iterable[TopicPartition]
 ) -> dict[TopicPartition, int]:
-    wanted = list(tps)
+    """The positions of `tps`, creating `FROM_START` rows for those never consumed.
+
+    Every partition then has a row, so each batch can compare-and-set all of its group's
+    rows, including topics it read nothing from: a zombie is fenced whatever it read.
+    """
+    topics, partitions = zip(*tps, strict=True)
     rows = await conn.fetch(
-        "SELECT p.topic, p.partition, p.next_offset FROM consumer_positions p"
-        " JOIN unnest($2::text[], $3::int[]) AS q(topic, partition)"
-        "   ON p.topic = q.topic AND p.partition = q.partition"
-        " WHERE p.group_id = $1",
+        "WITH q AS (SELECT * FROM unnest($2::text[], $3::int[]) AS q(topic, partition)),"
+        " created AS (INSERT INTO consumer_positions (group_id, topic, partition, next_offset)"
+        "   SELECT $1, topic, partition, $4 FROM q ON CONFLICT DO NOTHING"
+        "   RETURNING topic, partition, next_offset)"
+        " SELECT * FROM created UNION ALL"
+        " SELECT p.topic, p.partition, p.next_offset FROM consumer_positions p"
+        "   JOIN q ON p.topic = q.topic AND p.partition = q.partition WHERE p.group_id = $1",
         group_id,
-        [t for t, _ in wanted],
-        [p for _, p in wanted],
+        list(topics),
+        list(partitions),
+        FROM_START,
     )
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
@@ -188,21 +204,20 @@ _LOG_COLUMNS = [
 async def commit_batch(conn: Connection, batch: BatchWrite) -> None:
     """Write the batch atomically, or raise `Fenced` and write nothing."""
     async with conn.transaction():
-        for (topic, partition), (expected, reached) in batch.positions.items():
-            moved = await conn.fetchval(
-                "INSERT INTO consumer_positions AS p (group_id, topic, partition, next_offset)"
-                " VALUES ($1, $2, $3, $5)"
-                " ON CONFLICT (group_id, topic, partition) DO UPDATE"
-                "   SET next_offset = EXCLUDED.next_offset WHERE p.next_offset = $4"
-                " RETURNING 1",
-                batch.group_id,
-                topic,
-                partition,
-                expected,
-                reached,
-            )
-            if moved is None:
-                raise Fenced(f"{topic}[{partition}] is no longer at offset {expected}")
+        moves = [
+            (t, p, expected, reached) for (t, p), (expected, reached) in batch.positions.items()
+        ]
+        status = await conn.execute(
+            "UPDATE consumer_positions p SET next_offset = q.reached"
+            " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])"
+            "   AS q(topic, partition, expected, reached)"
+            " WHERE p.group_id = $1 AND p.topic = q.topic AND p.partition = q.partition"
+            "   AND p.next_offset = q.expected",
+            batch.group_id,
+            *map(list, zip(*moves, strict=True)),
+        )
+        if status != f"UPDATE {len(moves)}":
+            raise Fenced(f"partition {batch.partition} moved on without us ({status} of {moves})")
         if batch.log:
             await conn.copy_records_to_table("event_log", records=batch.log, columns=_LOG_COLUMNS)
         if batch.outbox:

@@ -30,7 +30,7 @@ class PartitionState:
     """What this instance holds for one partition it owns."""
 
     partition: int
-    positions: dict[tuple[str, int], int | None]
+    positions: dict[tuple[str, int], int]
     views: dict[str, WorkspaceView] = field(default_factory=dict)
 
 
@@ -110,7 +110,7 @@ async def handle_batch(
                 batch.rows_upserted.append(
                     (workspace_id, table, key, dump_row(table, value).decode())
                 )
-    for record in records:
-        tp = (record.topic, record.partition)
-        batch.positions[tp] = (state.positions.get(tp), record.offset + 1)
+    reached = {(r.topic, r.partition): r.offset + 1 for r in records}
+    for tp, stored in state.positions.items():
+        batch.positions[tp] = (stored, reached.get(tp, stored))
     return batch, stats

@@ -21,6 +21,7 @@ from aiokafka.structs import ConsumerRecord
 
 from handoff.adapters.cloudevents import parse
 from handoff.adapters.pg_store import (
+    FROM_START,
     Fenced,
     commit_batch,
     delete_outbox,
@@ -165,7 +166,11 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             decided=stats.decided,
             ms=round((self._clock() - started).total_seconds() * 1000, 1),
         )
-        return {TopicPartition(t, p): reached for (t, p), (_, reached) in batch.positions.items()}
+        return {
+            TopicPartition(t, p): reached
+            for (t, p), (stored, reached) in batch.positions.items()
+            if reached != stored
+        }
 
     async def _relay(self, partition: int) -> None:
         async with self._pool.acquire() as conn:
@@ -190,17 +195,14 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 conn, self._settings.group_id, [(tp.topic, tp.partition) for tp in tps]
             )
         for tp in tps:
-            position = stored.get((tp.topic, tp.partition))
-            if position is None:
+            position = stored[(tp.topic, tp.partition)]
+            if position == FROM_START:
                 await self._consumer.seek_to_beginning(tp)
                 self._fetched[tp] = 0
             else:
                 self._consumer.seek(tp, position)
                 self._fetched[tp] = position
-        positions: dict[tuple[str, int], int | None] = {
-            (tp.topic, tp.partition): stored.get((tp.topic, tp.partition)) for tp in tps
-        }
-        self._owned[partition] = _Owned(PartitionState(partition, positions), Merger(self._topics))
+        self._owned[partition] = _Owned(PartitionState(partition, stored), Merger(self._topics))
         await self._relay(partition)
 
     async def _reset(self, partition: int) -> None:
