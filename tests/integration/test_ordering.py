@@ -40,3 +40,30 @@ async def test_a_backlog_is_applied_in_the_order_it_happened(
         ("contact.assigned", "c1", "ann"),
         ("contact.assigned", "c2", "bob"),
     ]
+
+
+async def test_positions_past_the_log_end_are_read_again_from_the_start(
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str
+) -> None:
+    """As after a restart of an in-memory broker: the stored positions name offsets it lost."""
+    import asyncpg
+
+    from handoff.adapters.pg_store import migrate
+
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix)
+    async with asyncpg.create_pool(fresh_database, min_size=1, max_size=1) as pool:
+        await migrate(pool)
+        await pool.executemany(
+            "INSERT INTO consumer_positions VALUES ($1, $2, $3, 1000)",
+            [(settings.group_id, t, p) for t in settings.input_topics for p in range(4)],
+        )
+    ws = "lost-log"
+    await Stack(settings).send(
+        user("ann", ws=ws),
+        team("t", "ann", ws=ws),
+        workflow(assign_team("t"), ws=ws),
+        opened("c1", ws=ws),
+    )
+    async with running(settings) as stack:
+        outs = await stack.outputs(lambda o: bool(routed(o, ws)))
+    assert routed(outs, ws) == [("contact.assigned", "c1", "ann")]

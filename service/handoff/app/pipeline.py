@@ -116,6 +116,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 parsed = parse(m.value, self._settings.max_record_bytes)
                 owned.merger.add(Inbound(tp.topic, tp.partition, m.offset, m.key, m.value, parsed))
                 self._fetched[tp] = m.offset + 1
+        await self._restart_beyond_end()
         ready = {p: o.merger.take_ready(self._caught_up(p)) for p, o in self._owned.items()}
         work = [self._process(p, records) for p, records in ready.items() if records]
         reached: dict[TopicPartition, int] = {}
@@ -130,6 +131,25 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             return highwater is not None and self._fetched.get(tp, 0) >= highwater
 
         return caught_up
+
+    async def _restart_beyond_end(self) -> None:
+        """A stored position past the log's end means the broker lost its log (an in-memory
+        broker restarted): re-read from the start, which dedupe by input id makes safe. Such
+        a broker never answers OFFSET_OUT_OF_RANGE, so nothing else would notice."""
+        for partition in self._owned:
+            for topic in self._topics:
+                tp = TopicPartition(topic, partition)
+                highwater = self._consumer.highwater(tp)
+                if highwater is not None and self._fetched.get(tp, 0) > highwater:
+                    log.warning(
+                        "position beyond the log's end; re-reading from the start",
+                        topic=topic,
+                        partition=partition,
+                        position=self._fetched[tp],
+                        end=highwater,
+                    )
+                    await self._consumer.seek_to_beginning(tp)
+                    self._fetched[tp] = 0
 
     async def _process(self, partition: int, records: list[Inbound]) -> dict[TopicPartition, int]:
         """Handle and commit one partition's ready records; returns the offsets it reached."""
