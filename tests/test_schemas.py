@@ -94,6 +94,11 @@ def test_an_input_missing_a_required_field_fails_its_schema() -> None:
 
 @pytest.mark.parametrize("raw", [b"{not json", b"\xff\xfe", None], ids=["text", "binary", "none"])
 def test_dead_letter_records_match_their_schema(raw: bytes | None) -> None:
-    record = dead_letter(raw, "not JSON", "inbox.conversations", 3, 42, T0)
-    DeadLettered.model_validate_json(record)
+    key, record = dead_letter(raw, b"ws-1", "not JSON", ("inbox.conversations", 3, 42), T0)
+    letter = DeadLettered.model_validate_json(record)
+    assert (key, letter.workspaceid, letter.causationid) == (
+        b"ws-1",
+        "ws-1",
+        "inbox.conversations/3/42",
+    )
     validator("events/out/record.deadlettered.schema.json").validate(json.loads(record))

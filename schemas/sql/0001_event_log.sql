@@ -2,6 +2,7 @@
 CREATE TABLE event_log (
     workspace_id     text        NOT NULL,
     seq              bigint      NOT NULL,  -- position within the workspace, from 1
+    source           text        NOT NULL,  -- the CloudEvent's source
     event_id         text        NOT NULL,
     type             text        NOT NULL,
     is_input         boolean     NOT NULL,
@@ -13,8 +14,8 @@ CREATE TABLE event_log (
     source_offset    bigint,
     PRIMARY KEY (workspace_id, seq)
 );
--- An input id is accepted once per workspace: the dedupe key of the contract.
-CREATE UNIQUE INDEX event_log_input_id ON event_log (workspace_id, event_id) WHERE is_input;
+-- An input is accepted once: CloudEvents ids are unique per source (the contract's dedupe key).
+CREATE UNIQUE INDEX event_log_input_id ON event_log (workspace_id, source, event_id) WHERE is_input;
 
 -- The projections' rows (see handoff_projections), written in the same transaction as the log.
 CREATE TABLE projection_rows (

@@ -42,6 +42,8 @@ class DeadLettered(BaseModel):
     source: str
     type: Literal["record.deadlettered"]
     time: AwareDatetime
+    workspaceid: str
+    causationid: str
     datacontenttype: Literal["application/json"]
     data: DeadLetteredData
 

@@ -32,7 +32,9 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
 
 def _batch(stored: dict[tuple[str, int], int], event_id: str, seq: int) -> BatchWrite:
     batch = BatchWrite(group_id="g", partition=0)
-    batch.log_row("ws", seq, b"{}", event_id, "user.upserted", None, NOW, ("presence", 0, 0))
+    batch.log_row(
+        "ws", seq, b"{}", "/inbox", event_id, "user.upserted", None, NOW, ("presence", 0, 0)
+    )
     for tp, position in stored.items():
         batch.positions[tp] = (position, 1 if tp[0] == "presence" else position)
     return batch
@@ -48,7 +50,8 @@ async def test_a_zombie_with_a_stale_position_is_fenced_and_writes_nothing(
         await commit_batch(conn, _batch(owner, "e-1", 1))
         with pytest.raises(Fenced):
             await commit_batch(conn, _batch(zombie, "e-2", 2))
-        assert await seen_inputs(conn, [("ws", "e-1"), ("ws", "e-2")]) == {("ws", "e-1")}
+        asked = [("ws", "/inbox", "e-1"), ("ws", "/inbox", "e-2"), ("ws", "/other", "e-1")]
+        assert await seen_inputs(conn, asked) == {("ws", "/inbox", "e-1")}
         assert await load_positions(conn, "g", TPS) == {**owner, ("presence", 0): 1}
 
 

@@ -200,7 +200,7 @@ async def test_output_ids_are_deterministic(stack: Stack) -> None:
     outs = await stack.outputs(_has(ws, 1, "contact.assigned"))
     (assigned,) = of_workspace(outs, ws, "contact.assigned")
     # run.started (0) and run.step_entered (1) stay in the log; the assignment is output 2
-    assert assigned["id"] == derive_id("open-c1", 2)
+    assert assigned["id"] == derive_id(ws, "/inbox", "open-c1", 2)
     assert assigned["causationid"] == "open-c1"
 
 

@@ -5,7 +5,8 @@ starts the broker and PostgreSQL (or uses HANDOFF_KAFKA_BOOTSTRAP / HANDOFF_DATA
 times a no-op consume-parse-produce-commit pipe over as many records as handoff gets, then
 handoff itself over a pre-produced backlog (setup of N workspaces, M conversations opened, a
 quarter of them closed), then `replay` over the log it wrote. The ratio to the bare pipe is the
-figure to watch; the full benchmark (`handoff bench`) is a later issue.
+figure to watch; the full benchmark (`handoff bench`) is a later issue. On a configured
+PostgreSQL server the run uses a database of its own, created and dropped here.
 
     python -m tests.perf.measure_pipeline [--workspaces N] [--conversations M]
 """
@@ -19,7 +20,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -153,7 +154,7 @@ async def handoff_backlog(
     return len(inputs) / elapsed, decisions, outputs
 
 
-async def replay_log(dsn: str) -> tuple[float, int, int]:
+async def replay_log(dsn: str) -> tuple[float, int, list[str]]:
     """Events/s of re-deciding the whole log, the events read, and the mismatches."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -162,7 +163,7 @@ async def replay_log(dsn: str) -> tuple[float, int, int]:
         elapsed = time.perf_counter() - started
     finally:
         await conn.close()
-    return result.events / elapsed, result.events, len(result.mismatches)
+    return result.events / elapsed, result.events, result.mismatches
 
 
 @asynccontextmanager
@@ -186,10 +187,12 @@ async def measure(
     )
     inputs = build_inputs(workspaces, conversations)
     baseline = await bare_pipe(settings, bootstrap, inputs)
-    async with fresh_database(dsn, f"handoff_perf_{token}") if fresh else _same(dsn) as db:
+    database = fresh_database(dsn, f"handoff_perf_{token}") if fresh else nullcontext(dsn)
+    async with database as db:
         settings = settings.model_copy(update={"database_url": db})
         rate, decisions, outputs = await handoff_backlog(settings, bootstrap, db, inputs)
         replayed, events, mismatches = await replay_log(db)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # KiB on Linux
     return [
         ("workspaces (N)", f"{workspaces}"),
         ("conversations opened (M)", f"{conversations}"),
@@ -202,18 +205,10 @@ async def measure(
         ("decisions logged", f"{decisions}"),
         ("outputs produced", f"{outputs}"),
         ("replay events/s", f"{replayed:,.0f} ({events} events)"),
-        ("replay mismatches", f"{mismatches}"),
+        ("replay mismatches", f"{len(mismatches)}" + "".join(f"\n  {m}" for m in mismatches[:5])),
         ("machine", f"nproc {len(os.sched_getaffinity(0))}, python {platform.python_version()}"),
-        (
-            "peak RSS (this process)",
-            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB",
-        ),
+        ("peak RSS (this process)", f"{peak_rss} MiB"),
     ]
-
-
-@asynccontextmanager
-async def _same(dsn: str) -> AsyncIterator[str]:
-    yield dsn
 
 
 def main() -> None:
@@ -221,6 +216,8 @@ def main() -> None:
     parser.add_argument("--workspaces", type=int, default=100)
     parser.add_argument("--conversations", type=int, default=20_000)
     args = parser.parse_args()
+    if args.workspaces < 1 or args.conversations < 0:
+        parser.error("--workspaces must be at least 1 and --conversations not negative")
     configure("WARNING")
     with tempfile.TemporaryDirectory(prefix="handoff-perf-") as tmp:
         broker: EmbeddedBroker | None = None

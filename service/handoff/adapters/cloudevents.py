@@ -6,6 +6,7 @@ can read, which goes to the dead-letter topic with the original bytes.
 """
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,17 +57,30 @@ Parsed = Accepted | Skipped | Rejected
 
 
 def parse(raw: bytes | None, max_bytes: int) -> Parsed:
+    """Never raises: whatever a record holds, the answer is one of the three outcomes."""
+    try:
+        return _parse(raw, max_bytes)
+    except Exception as err:  # a record must not be able to stop the partition
+        return Rejected(f"unreadable record: {type(err).__name__}: {err}")
+
+
+def _parse(raw: bytes | None, max_bytes: int) -> Parsed:
     if raw is None:
         return Rejected("empty record (no value)")
     if len(raw) > max_bytes:
         return Rejected(f"record of {len(raw)} bytes is over the {max_bytes}-byte limit")
+    if b"\\u0000" in raw:
+        return Rejected("contains a NUL character (\\u0000), which PostgreSQL cannot store")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         return Rejected(f"not JSON: {err}")
     if not isinstance(obj, dict):
         return Rejected(f"not a JSON object but {type(obj).__name__}")
-    model = INPUT_TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    event_type = obj.get("type")
+    if not isinstance(event_type, str):
+        return Rejected(f"type: a string is required, not {type(event_type).__name__}")
+    model = INPUT_TYPES.get(event_type)
     if model is None:
         try:
             envelope = Envelope.model_validate(obj)
@@ -112,21 +126,38 @@ def load_event(raw: bytes | str) -> Envelope:
 
 
 def dead_letter(
-    raw: bytes | None, reason: str, topic: str, partition: int, offset: int, now: datetime
-) -> bytes:
-    """The dead-letter record: a CloudEvent with the original bytes and why they were refused."""
+    raw: bytes | None,
+    key: bytes | None,
+    reason: str,
+    where: tuple[str, int, int],
+    now: datetime,
+) -> tuple[bytes, bytes]:
+    """The dead-letter record (key, value): a CloudEvent with the original bytes and why they
+    were refused, in the workspace the record names (or its key's, or `unknown`)."""
+    topic, partition, offset = where
     text: str | None
     try:
         text = raw.decode() if raw is not None else None
     except UnicodeDecodeError:
         text = None
-    return orjson.dumps(
+    original = _loose_envelope(raw)
+    workspace = original.get("workspaceid")
+    if not isinstance(workspace, str) or not workspace:
+        workspace = key.decode(errors="replace") if key else "unknown"
+    cause = original.get("id")
+    if not isinstance(cause, str) or not cause:
+        cause = f"{topic}/{partition}/{offset}"
+    digest = hashlib.sha256(raw or b"").hexdigest()
+    value = orjson.dumps(
         {
             "specversion": "1.0",
-            "id": derive_id("deadletter", topic, partition, offset),
+            # The bytes' digest keeps ids apart when a new broker reuses the offsets.
+            "id": derive_id("deadletter", topic, partition, offset, digest),
             "source": "/handoff",
             "type": "record.deadlettered",
             "time": now.isoformat(),
+            "workspaceid": workspace,
+            "causationid": cause,
             "datacontenttype": "application/json",
             "data": {
                 "reason": reason,
@@ -138,3 +169,13 @@ def dead_letter(
             },
         }
     )
+    return workspace.encode(), value
+
+
+def _loose_envelope(raw: bytes | None) -> dict[str, object]:
+    """What can be read of a refused record's attributes, for routing its dead letter."""
+    try:
+        obj = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError:
+        return {}
+    return obj if isinstance(obj, dict) else {}

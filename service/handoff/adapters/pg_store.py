@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from handoff.core.envelope import Envelope
 from handoff.core.view import WorkspaceView
 from handoff_projections import TABLES
 from handoff_projections.rows import dump_row, load_row
@@ -23,10 +24,12 @@ __all__ = [
     "BatchWrite",
     "Connection",
     "Fenced",
+    "InputKey",
     "OutboxRow",
     "commit_batch",
     "delete_outbox",
     "forget_positions",
+    "input_key",
     "load_outbox",
     "load_positions",
     "load_views",
@@ -72,6 +75,7 @@ class BatchWrite:
         workspace_id: str,
         seq: int,
         body: bytes,
+        source_uri: str,
         event_id: str,
         event_type: str,
         causation_id: str | None,
@@ -83,6 +87,7 @@ class BatchWrite:
             (
                 workspace_id,
                 seq,
+                source_uri,
                 event_id,
                 event_type,
                 source is not None,
@@ -138,18 +143,26 @@ async def load_views(conn: Connection, workspace_ids: Iterable[str]) -> dict[str
     return views
 
 
-async def seen_inputs(conn: Connection, ids: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (workspace, input id) pairs the log already holds."""
-    if not ids:
+InputKey = tuple[str, str, str]
+"""(workspace, source, id): CloudEvents ids are unique per source, and tenants apart."""
+
+
+def input_key(event: Envelope) -> InputKey:
+    return event.workspaceid, event.source, event.id
+
+
+async def seen_inputs(conn: Connection, keys: Sequence[InputKey]) -> set[InputKey]:
+    """Which of these inputs the log already holds."""
+    if not keys:
         return set()
     rows = await conn.fetch(
-        "SELECT l.workspace_id, l.event_id FROM event_log l"
-        " JOIN unnest($1::text[], $2::text[]) AS q(ws, id)"
-        "   ON l.workspace_id = q.ws AND l.event_id = q.id AND l.is_input",
-        [w for w, _ in ids],
-        [i for _, i in ids],
+        "SELECT l.workspace_id, l.source, l.event_id FROM event_log l"
+        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS q(ws, source, id)"
+        "   ON l.workspace_id = q.ws AND l.source = q.source AND l.event_id = q.id"
+        " WHERE l.is_input",
+        *map(list, zip(*keys, strict=True)),
     )
-    return {(r["workspace_id"], r["event_id"]) for r in rows}
+    return {(r["workspace_id"], r["source"], r["event_id"]) for r in rows}
 
 
 FROM_START = -1
@@ -189,6 +202,7 @@ async def forget_positions(conn: Connection, group_id: str) -> None:
 _LOG_COLUMNS = [
     "workspace_id",
     "seq",
+    "source",
     "event_id",
     "type",
     "is_input",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from handoff.adapters.cloudevents import Accepted, Rejected, dead_letter, dump_event
-from handoff.adapters.pg_store import BatchWrite, Connection, load_views, seen_inputs
+from handoff.adapters.pg_store import BatchWrite, Connection, input_key, load_views, seen_inputs
 from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
 from handoff.core.decide import decide
@@ -22,7 +22,17 @@ from handoff.core.view import WorkspaceView
 from handoff_projections import Changed, evolve
 from handoff_projections.rows import dump_row, row_value
 
-__all__ = ["BatchStats", "PartitionState", "handle_batch"]
+__all__ = ["BatchStats", "PartitionState", "PoisonRecord", "handle_batch"]
+
+
+class PoisonRecord(Exception):
+    """The core failed on this record: a bug, or an input it cannot cope with. The batch
+    is abandoned (the views it touched are no longer trusted) and the record dead-lettered."""
+
+    def __init__(self, record: Inbound, error: Exception) -> None:
+        self.record = record
+        self.reason = f"could not be applied: {type(error).__name__}: {error}"
+        super().__init__(self.reason)
 
 
 @dataclass
@@ -56,7 +66,7 @@ async def handle_batch(
     missing = {e.workspaceid for e in accepted} - state.views.keys()
     if missing:
         state.views.update(await load_views(conn, missing))
-    seen = await seen_inputs(conn, [(e.workspaceid, e.id) for e in accepted])
+    seen = await seen_inputs(conn, [input_key(e) for e in accepted])
     changed: dict[str, set[Changed]] = {}
     outputs = settings.output_topics
 
@@ -67,6 +77,7 @@ async def handle_batch(
             view.workspace_id,
             view.version,
             body,
+            event.source,
             event.id,
             event.type,
             getattr(event, "causationid", None),
@@ -81,22 +92,29 @@ async def handle_batch(
         parsed = record.parsed
         if isinstance(parsed, Rejected):
             stats.dead_lettered += 1
-            letter = dead_letter(
-                record.value, parsed.reason, record.topic, record.partition, record.offset, now
+            letter_key, letter = dead_letter(
+                record.value,
+                record.key,
+                parsed.reason,
+                (record.topic, record.partition, record.offset),
+                now,
             )
-            batch.outbox.append((state.partition, outputs["deadletter"], record.key, letter))
+            batch.outbox.append((state.partition, outputs["deadletter"], letter_key, letter))
         elif not isinstance(parsed, Accepted):
             stats.skipped += 1
-        elif (parsed.event.workspaceid, parsed.event.id) in seen:
+        elif input_key(parsed.event) in seen:
             stats.duplicates += 1
         else:
             event = parsed.event
-            seen.add((event.workspaceid, event.id))
+            seen.add(input_key(event))
             view = state.views[event.workspaceid]
-            log(view, event, record)
-            for decision in decide(view, event, now):
-                log(view, decision, None)
-                stats.decided[decision.type] = stats.decided.get(decision.type, 0) + 1
+            try:
+                log(view, event, record)
+                for decision in decide(view, event, now):
+                    log(view, decision, None)
+                    stats.decided[decision.type] = stats.decided.get(decision.type, 0) + 1
+            except Exception as error:
+                raise PoisonRecord(record, error) from error
             stats.applied += 1
 
     for workspace_id, rows in changed.items():

@@ -8,6 +8,7 @@ between commit and produce re-sends the same ids and never loses one.
 """
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,10 +17,10 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from handoff.adapters.cloudevents import parse
+from handoff.adapters.cloudevents import Parsed, Rejected, parse
 from handoff.adapters.pg_store import (
     FROM_START,
     Fenced,
@@ -28,7 +29,7 @@ from handoff.adapters.pg_store import (
     load_outbox,
     load_positions,
 )
-from handoff.app.handle import PartitionState, handle_batch
+from handoff.app.handle import PartitionState, PoisonRecord, handle_batch
 from handoff.app.merge import Inbound, Merger
 from handoff.app.settings import Settings
 
@@ -45,6 +46,9 @@ def _utc_now() -> datetime:
 class _Owned:
     state: PartitionState
     merger: Merger
+    next_offset: dict[TopicPartition, int]
+    """The offset each topic delivers next; a record below it was fetched before our seek."""
+    taken_at_ms: int
 
 
 class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -61,7 +65,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._clock = clock
         self._topics = settings.input_topics
         self._owned: dict[int, _Owned] = {}
-        self._fetched: dict[TopicPartition, int] = {}
+        self._to_take: set[int] = set()
+        self._to_relay: set[int] = set()
+        self._poison: dict[tuple[str, int, int], str] = {}
+        self._backoff = False
         self._lock = asyncio.Lock()
         self._ready = ready or asyncio.Event()
         self._consumer = AIOKafkaConsumer(
@@ -95,6 +102,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                     reached = await self._step(polled)
                 # Outside the lock: a commit may wait on a rebalance whose revoke takes it.
                 await self._commit_kafka(reached)
+                if self._backoff:  # after a failure, give the database or broker a second
+                    self._backoff = False
+                    await asyncio.sleep(1)
         finally:
             # aiokafka does not call on_partitions_revoked before stop(): drain here.
             async with self._lock:
@@ -108,51 +118,96 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _step(
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> dict[TopicPartition, int]:
+        for partition in sorted(self._to_take):
+            await self._take(partition)
+        for partition in sorted(self._to_relay):
+            await self._relay(partition)
         for tp, messages in polled.items():
             owned = self._owned.get(tp.partition)
             if owned is None:
                 continue
             for m in messages:
-                parsed = parse(m.value, self._settings.max_record_bytes)
+                expected = owned.next_offset[tp]
+                if expected != FROM_START and m.offset < expected:
+                    continue  # fetched from an older position before our seek
+                parsed = self._parse(m)
                 owned.merger.add(Inbound(tp.topic, tp.partition, m.offset, m.key, m.value, parsed))
-                self._fetched[tp] = m.offset + 1
-        await self._restart_beyond_end()
-        ready = {p: o.merger.take_ready(self._caught_up(p)) for p, o in self._owned.items()}
+                owned.next_offset[tp] = m.offset + 1
+        positions = await self._positions()
+        await self._restart_beyond_end(positions)
+        ready = {
+            p: o.merger.take_ready(self._caught_up(p, positions)) for p, o in self._owned.items()
+        }
         work = [self._process(p, records) for p, records in ready.items() if records]
         reached: dict[TopicPartition, int] = {}
-        for positions in await asyncio.gather(*work):
-            reached.update(positions)
+        for moved in await asyncio.gather(*work):
+            reached.update(moved)
         return reached
 
-    def _caught_up(self, partition: int) -> Callable[[str], bool]:
-        def caught_up(topic: str) -> bool:
-            tp = TopicPartition(topic, partition)
-            highwater = self._consumer.highwater(tp)
-            return highwater is not None and self._fetched.get(tp, 0) >= highwater
+    def _parse(self, m: ConsumerRecord[bytes, bytes]) -> Parsed:
+        poisoned = self._poison.get((m.topic, m.partition, m.offset))
+        if poisoned is not None:
+            return Rejected(poisoned)
+        return parse(m.value, self._settings.max_record_bytes)
 
-        return caught_up
-
-    async def _restart_beyond_end(self) -> None:
-        """A stored position past the log's end means the broker lost its log (an in-memory
-        broker restarted): re-read from the start, which dedupe by input id makes safe. Such
-        a broker never answers OFFSET_OUT_OF_RANGE, so nothing else would notice."""
+    async def _positions(self) -> dict[TopicPartition, int | None]:
+        """Where the consumer reads next per owned topic-partition (None: not known yet)."""
+        positions: dict[TopicPartition, int | None] = {}
         for partition in self._owned:
             for topic in self._topics:
                 tp = TopicPartition(topic, partition)
-                highwater = self._consumer.highwater(tp)
-                if highwater is not None and self._fetched.get(tp, 0) > highwater:
+                try:
+                    positions[tp] = await self._consumer.position(tp)
+                except IllegalStateError:  # being revoked
+                    positions[tp] = None
+        return positions
+
+    def _caught_up(
+        self, partition: int, positions: dict[TopicPartition, int | None]
+    ) -> Callable[[str], bool]:
+        """Nothing unread: the read position has reached the partition's end."""
+
+        def caught_up(topic: str) -> bool:
+            tp = TopicPartition(topic, partition)
+            highwater, position = self._consumer.highwater(tp), positions.get(tp)
+            return highwater is not None and position is not None and position >= highwater
+
+        return caught_up
+
+    async def _restart_beyond_end(self, positions: dict[TopicPartition, int | None]) -> None:
+        """A stored position past the log's end means the broker lost its log (an in-memory
+        broker restarted): re-read from the start, which dedupe by input id makes safe. Such
+        a broker never answers OFFSET_OUT_OF_RANGE, so nothing else would notice. Only an end
+        reported by a fetch made after we took the partition counts."""
+        for partition, owned in self._owned.items():
+            for topic in self._topics:
+                tp = TopicPartition(topic, partition)
+                highwater, position = self._consumer.highwater(tp), positions.get(tp)
+                polled_at = self._consumer.last_poll_timestamp(tp)
+                if (
+                    highwater is not None
+                    and position is not None
+                    and position > highwater
+                    and polled_at is not None
+                    and polled_at > owned.taken_at_ms
+                ):
                     log.warning(
                         "position beyond the log's end; re-reading from the start",
                         topic=topic,
                         partition=partition,
-                        position=self._fetched[tp],
+                        position=position,
                         end=highwater,
                     )
                     await self._consumer.seek_to_beginning(tp)
-                    self._fetched[tp] = 0
+                    owned.next_offset[tp] = FROM_START
 
     async def _process(self, partition: int, records: list[Inbound]) -> dict[TopicPartition, int]:
-        """Handle and commit one partition's ready records; returns the offsets it reached."""
+        """Handle and commit one partition's ready records; returns the offsets it reached.
+
+        A failure never stops the other partitions: the partition is taken again from its
+        stored positions. A record on which the core itself fails is remembered and, when it
+        comes round again, dead-lettered with the error instead of stalling the partition.
+        """
         owned = self._owned[partition]
         started = self._clock()
         try:
@@ -165,12 +220,24 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             log.warning(
                 "fenced: another instance owns the partition", partition=partition, detail=str(lost)
             )
-            await self._reset(partition)
+            self._retake(partition)
+            return {}
+        except PoisonRecord as poison:
+            r = poison.record
+            log.error(
+                "record could not be applied; it will be dead-lettered",
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                error=poison.reason,
+            )
+            self._poison[(r.topic, r.partition, r.offset)] = poison.reason
+            self._retake(partition)
             return {}
         except Exception:
             log.exception("batch failed; re-reading from the stored position", partition=partition)
-            await self._reset(partition)
-            await asyncio.sleep(1)
+            self._retake(partition)
+            self._backoff = True
             return {}
         for tp, (_, reached) in batch.positions.items():
             owned.state.positions[tp] = reached
@@ -192,12 +259,25 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             if reached != stored
         }
 
+    def _retake(self, partition: int) -> None:
+        """Forget what is held for the partition (views, buffered records) and take it anew
+        from the database at the next step."""
+        if self._owned.pop(partition, None) is not None:
+            self._to_take.add(partition)
+
     async def _relay(self, partition: int) -> None:
-        async with self._pool.acquire() as conn:
-            while rows := await load_outbox(conn, partition):
-                sent = [await self._producer.send(r.topic, r.value, key=r.key) for r in rows]
-                await asyncio.gather(*sent)
-                await delete_outbox(conn, partition, rows[-1].seq)
+        """Produce the partition's outbox in order; on failure, try again at the next step."""
+        try:
+            async with self._pool.acquire() as conn:
+                while rows := await load_outbox(conn, partition):
+                    sent = [await self._producer.send(r.topic, r.value, key=r.key) for r in rows]
+                    await asyncio.gather(*sent)
+                    await delete_outbox(conn, partition, rows[-1].seq)
+            self._to_relay.discard(partition)
+        except Exception:
+            log.exception("outbox relay failed; will retry", partition=partition)
+            self._to_relay.add(partition)
+            self._backoff = True
 
     async def _commit_kafka(self, reached: dict[TopicPartition, int]) -> None:
         if not reached:
@@ -210,29 +290,37 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _take(self, partition: int) -> None:
         """Own a partition: positions from the database, seek, relay what a crash left."""
         tps = [TopicPartition(t, partition) for t in self._topics]
-        async with self._pool.acquire() as conn:
-            stored = await load_positions(
-                conn, self._settings.group_id, [(tp.topic, tp.partition) for tp in tps]
-            )
+        try:
+            async with self._pool.acquire() as conn:
+                stored = await load_positions(
+                    conn, self._settings.group_id, [(tp.topic, tp.partition) for tp in tps]
+                )
+        except Exception:
+            log.exception("cannot load positions; will retry", partition=partition)
+            self._to_take.add(partition)
+            self._backoff = True
+            return
+        self._to_take.discard(partition)
         for tp in tps:
             position = stored[(tp.topic, tp.partition)]
             if position == FROM_START:
                 await self._consumer.seek_to_beginning(tp)
-                self._fetched[tp] = 0
             else:
                 self._consumer.seek(tp, position)
-                self._fetched[tp] = position
-        self._owned[partition] = _Owned(PartitionState(partition, stored), Merger(self._topics))
+        self._owned[partition] = _Owned(
+            PartitionState(partition, stored),
+            Merger(self._topics),
+            {tp: stored[(tp.topic, tp.partition)] for tp in tps},
+            int(time.time() * 1000),
+        )
         await self._relay(partition)
-
-    async def _reset(self, partition: int) -> None:
-        if partition in self._owned:
-            await self._take(partition)
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
             for partition in {tp.partition for tp in revoked}:
                 self._owned.pop(partition, None)
+                self._to_take.discard(partition)
+                self._to_relay.discard(partition)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:

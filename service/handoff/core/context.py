@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.events import ContactAssigned, ContactUnassigned
 from handoff.core.ids import ContactId, RunId, UserId, derive_id
-from handoff.core.view import WorkspaceView
+from handoff.core.view import WORKSPACE_CURSOR, WorkspaceView
 
 __all__ = ["DecisionContext"]
 
@@ -35,7 +35,7 @@ class DecisionContext:
         """Append an output whose id is derived from the cause and its place in the decision."""
         event = kind.model_validate(
             {
-                "id": derive_id(self.cause.id, len(self.events)),
+                "id": self.derive_id(len(self.events)),
                 "time": self.now,
                 "workspaceid": self.view.workspace_id,
                 "subject": subject,
@@ -47,11 +47,17 @@ class DecisionContext:
         if isinstance(event, ContactAssigned):
             self._reassign(event.data.contact_id, event.data.assignee_id)
             if event.data.strategy != "specific_user":
-                cursor_key = event.data.team_id or "*"
+                cursor_key = event.data.team_id or WORKSPACE_CURSOR
                 self._cursors[cursor_key] = event.data.assignee_id
         elif isinstance(event, ContactUnassigned):
             self._reassign(event.data.contact_id, None)
         return event
+
+    def derive_id(self, *parts: str | int) -> str:
+        """An id for something this decision makes: unique to the cause (its workspace,
+        source and id, since CloudEvents ids are unique only per source) and to `parts`."""
+        cause = self.cause
+        return derive_id(cause.workspaceid, cause.source, cause.id, *parts)
 
     def _reassign(self, contact_id: ContactId, assignee: UserId | None) -> None:
         previous = self.assignee(contact_id)

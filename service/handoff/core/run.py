@@ -13,7 +13,7 @@ from handoff.core.events import (
     StepEntered,
     StepEnteredData,
 )
-from handoff.core.ids import ContactId, ConversationId, RunId, derive_id
+from handoff.core.ids import ContactId, ConversationId, RunId
 from handoff.core.steps import STEPS, RunRef
 from handoff.core.view import Run
 from handoff.core.workflow import Workflow
@@ -28,7 +28,7 @@ def start(
     contact_id: ContactId,
     conversation_id: ConversationId,
 ) -> None:
-    run_id = RunId(derive_id(ctx.cause.id, "run", workflow.id))
+    run_id = RunId(ctx.derive_id("run", workflow.id))
     run = Run(
         workflow_id=workflow.id,
         version=version,

@@ -26,8 +26,8 @@ __all__ = [
     "WorkspaceView",
 ]
 
-WORKSPACE_CURSOR = "*"
-"""The round-robin cursor key of `assign_to: {workspace: true}` (team ids cannot be empty)."""
+WORKSPACE_CURSOR = ""
+"""The round-robin cursor key of `assign_to: {workspace: true}`: no team id is empty."""
 
 
 class _Row(BaseModel):

@@ -72,7 +72,6 @@ Step = Annotated[SendMessage | AssignTo | AddComment, Field(discriminator="type"
 class Trigger(_Doc):
     type: Literal["conversation_opened", "conversation_closed"]
     source: list[Literal["contact", "user", "workflow", "api", "broadcast"]] | None = None
-    once_per_contact: bool = False
 
 
 class Workflow(_Doc):
