@@ -63,13 +63,11 @@ def build_inputs(workspaces: int, conversations: int) -> list[dict[str, Any]]:
                 ws=ws,
             )
         )
-    to_close = [i for i in range(conversations) if i % 4 == 0]
     for i in range(conversations + CLOSE_LAG):
         if i < conversations:
             events.append(opened(f"c{i}", ws=names[i % workspaces]))
-        j = i - CLOSE_LAG
-        if j >= 0 and to_close and j == to_close[0]:
-            to_close.pop(0)
+        j = i - CLOSE_LAG  # 1 in 4 is closed later
+        if 0 <= j < conversations and j % 4 == 0:
             events.append(closed(f"c{j}", ws=names[j % workspaces]))
     return [e.model_dump(mode="json") for e in events]
 
