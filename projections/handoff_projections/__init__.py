@@ -21,6 +21,7 @@ from handoff_projections import (
     rr_cursors,
     runs,
     teams,
+    timers,
     users,
     workflows,
 )
@@ -50,6 +51,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     workflows,
     queue,
     runs,
+    timers,
 )
 
 TABLES: tuple[str, ...] = tuple(t for p in PROJECTIONS for t in p.TABLES)

@@ -1,4 +1,4 @@
-"""Active workflow runs: the step each is at, and whether it waits in the queue.
+"""Active workflow runs: the step each is at, what it waits for, its jumps and variables.
 
 A run leaves this table when it ends; its whole history stays in the event log.
 """
@@ -6,10 +6,22 @@ A run leaves this table when it ends; its whole history stays in the event log.
 from collections.abc import Iterator
 
 from handoff.core.envelope import Envelope
-from handoff.core.events import AssignmentQueued, RunEnded, RunStarted, StepEntered
+from handoff.core.events import (
+    Answered,
+    AssignmentQueued,
+    Jumped,
+    QuestionAsked,
+    RunEnded,
+    RunStarted,
+    RunWaiting,
+    StepEntered,
+)
+from handoff.core.ids import RunId
 from handoff.core.view import Run, WorkspaceView
 
-TABLES = ("runs",)
+TABLES = ("runs", "contact_workflows")
+
+_STATUS_OF_WAIT = {"wait": "waiting", "question": "asking", "queue": "queued"}
 
 
 def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
@@ -22,15 +34,31 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
                 conversation_id=d.conversation_id,
             )
             yield "runs", d.run_id
-        case StepEntered(data=d) if d.run_id in view.runs:
-            view.runs[d.run_id] = view.runs[d.run_id].model_copy(
-                update={"step_id": d.step_id, "status": "running"}
+            key = f"{d.workflow_id}/{d.contact_id}"
+            view.contact_workflows[key] = view.contact_workflows.get(key, 0) + 1
+            yield "contact_workflows", key
+        case StepEntered(data=d):
+            yield from _update(view, d.run_id, step_id=d.step_id, status="running", attempts=0)
+        case AssignmentQueued(data=d) if d.workflow is not None:
+            yield from _update(view, d.workflow.run_id, status="queued")
+        case RunWaiting(data=d):
+            yield from _update(view, d.run_id, status=_STATUS_OF_WAIT[d.kind])
+        case QuestionAsked(data=d):
+            yield from _update(view, d.run_id, status="asking", attempts=d.attempt)
+        case Answered(data=d) if d.run_id in view.runs:
+            variables = {**view.runs[d.run_id].variables, d.variable: d.value}
+            yield from _update(view, d.run_id, variables=variables)
+        case Jumped(data=d) if d.run_id in view.runs:
+            jumps = view.runs[d.run_id].jumps
+            yield from _update(
+                view, d.run_id, jumps={**jumps, d.step_id: jumps.get(d.step_id, 0) + 1}
             )
-            yield "runs", d.run_id
-        case AssignmentQueued(data=d) if d.workflow and d.workflow.run_id in view.runs:
-            run_id = d.workflow.run_id
-            view.runs[run_id] = view.runs[run_id].model_copy(update={"status": "queued"})
-            yield "runs", run_id
         case RunEnded(data=d) if d.run_id in view.runs:
             del view.runs[d.run_id]
             yield "runs", d.run_id
+
+
+def _update(view: WorkspaceView, run_id: RunId, **changes: object) -> Iterator[tuple[str, str]]:
+    if run_id in view.runs:
+        view.runs[run_id] = view.runs[run_id].model_copy(update=changes)
+        yield "runs", run_id

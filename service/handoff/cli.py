@@ -175,9 +175,10 @@ def _validate_document(path: str) -> Any:
     except yaml.YAMLError as err:
         sys.exit(f"{path}: not YAML or JSON: {err}")
     except ValidationError as err:
-        for e in err.errors(include_url=False):
-            where = ".".join(str(p) for p in e["loc"]) or "(document)"
-            print(f"{path}: {where}: {e['msg']}", file=sys.stderr)
+        from handoff.core.problems import describe
+
+        for problem in describe(err):
+            print(f"{path}: {problem}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -16,6 +16,8 @@ from handoff.adapters.pg_store import (
     seen_inputs,
 )
 
+from tests.builders import user
+
 pytestmark = pytest.mark.integration
 
 TPS = [("presence", 0), ("workflows", 0), ("conversations", 0)]
@@ -25,16 +27,15 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 @pytest.fixture
 async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
     async with asyncpg.create_pool(fresh_database, min_size=1, max_size=2) as p:
-        assert await migrate(p) == ["0001_event_log.sql"]
+        assert await migrate(p) == ["0001_event_log.sql", "0002_timers.sql"]
         assert await migrate(p) == []  # applied once
         yield p
 
 
 def _batch(stored: dict[tuple[str, int], int], event_id: str, seq: int) -> BatchWrite:
     batch = BatchWrite(group_id="g", partition=0)
-    batch.log_row(
-        "ws", seq, b"{}", "/inbox", event_id, "user.upserted", None, NOW, ("presence", 0, 0)
-    )
+    event = user("ann", ws="ws", id=event_id)
+    batch.log_row(seq, event, b"{}", NOW, True, ("presence", 0, 0))
     for tp, position in stored.items():
         batch.positions[tp] = (position, 1 if tp[0] == "presence" else position)
     return batch

@@ -235,7 +235,7 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_later_ones_flow
     assert reasons[1] == "not a JSON object but list"
     assert "data.contact_id: Field required" in reasons[2]
     assert "over the 4096-byte limit" in reasons[3]
-    assert "data.definition.steps.0.assign_to.logic" in reasons[4]
+    assert "data.definition.steps[0].logic: unknown value 'fastest'" in reasons[4]
     assert _letters(outs, stack)[0]["data"]["original"] == "{not json"
     assert routed(outs, ws) == [("contact.assigned", "c1", "ann")]
 

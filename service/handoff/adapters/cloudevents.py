@@ -17,6 +17,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.events import Event
 from handoff.core.ids import derive_id
 from handoff.core.inputs import INPUT_TYPES, WorkflowPublished
+from handoff.core.problems import describe
 
 __all__ = [
     "Accepted",
@@ -102,12 +103,9 @@ def _parse(raw: bytes | None, max_bytes: int) -> Parsed:
 
 
 def _readable(err: ValidationError) -> str:
-    """One line per problem, each at its path: `data.contact_id: Field required`."""
-    lines = []
-    for e in err.errors(include_url=False):
-        path = ".".join(str(p) for p in e["loc"]) or "(record)"
-        lines.append(f"{path}: {e['msg']}")
-    return f"{err.error_count()} validation error(s): " + "; ".join(lines)
+    """Every problem at its path: `data.contact_id: Field required; ...`."""
+    problems = describe(err)
+    return f"{len(problems)} validation error(s): " + "; ".join(problems)
 
 
 def dump_event(event: Envelope) -> bytes:

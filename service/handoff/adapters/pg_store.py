@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from handoff.core.envelope import Envelope
+from handoff.core.timers import TimerKind
 from handoff.core.view import WorkspaceView
 from handoff_projections import TABLES
 from handoff_projections.rows import dump_row, load_row
@@ -23,6 +24,7 @@ __all__ = [
     "FROM_START",
     "BatchWrite",
     "Connection",
+    "DueTimer",
     "Fenced",
     "InputKey",
     "OutboxRow",
@@ -30,6 +32,7 @@ __all__ = [
     "delete_outbox",
     "forget_positions",
     "input_key",
+    "load_due_timers",
     "load_outbox",
     "load_positions",
     "load_views",
@@ -65,6 +68,8 @@ class BatchWrite:
     outbox: list[tuple[int, str, bytes | None, bytes]] = field(default_factory=list)
     rows_upserted: list[tuple[str, str, str, str]] = field(default_factory=list)
     rows_deleted: list[tuple[str, str, str]] = field(default_factory=list)
+    timers_set: list[tuple[str, str, int, datetime, str, str]] = field(default_factory=list)
+    timers_gone: list[tuple[str, str]] = field(default_factory=list)
     versions: dict[str, int] = field(default_factory=dict)
     positions: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
     """(topic, partition) -> (the stored position this batch started from, the one it reached),
@@ -72,26 +77,24 @@ class BatchWrite:
 
     def log_row(
         self,
-        workspace_id: str,
         seq: int,
+        event: Envelope,
         body: bytes,
-        source_uri: str,
-        event_id: str,
-        event_type: str,
-        causation_id: str | None,
         decided_at: datetime,
+        is_input: bool,
         source: tuple[str, int, int] | None,
     ) -> None:
+        """`source` is the Kafka record an input came from (none for a timer's)."""
         topic, partition, offset = source if source else (None, None, None)
         self.log.append(
             (
-                workspace_id,
+                event.workspaceid,
                 seq,
-                source_uri,
-                event_id,
-                event_type,
-                source is not None,
-                causation_id,
+                event.source,
+                event.id,
+                event.type,
+                is_input,
+                getattr(event, "causationid", None),
                 decided_at,
                 body.decode(),
                 topic,
@@ -253,6 +256,21 @@ async def commit_batch(conn: Connection, batch: BatchWrite) -> None:
                 "   AS r(w, t, k) WHERE p.workspace_id = r.w AND p.tbl = r.t AND p.key = r.k",
                 *map(list, zip(*batch.rows_deleted, strict=True)),
             )
+        if batch.timers_gone:
+            await conn.execute(
+                "DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS g(w, r)"
+                " WHERE t.workspace_id = g.w AND t.run_id = g.r",
+                *map(list, zip(*batch.timers_gone, strict=True)),
+            )
+        if batch.timers_set:
+            await conn.execute(
+                "INSERT INTO timers (workspace_id, run_id, partition, due_at, step_id, kind)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],"
+                "   $5::text[], $6::text[])"
+                " ON CONFLICT (workspace_id, run_id) DO UPDATE SET partition = EXCLUDED.partition,"
+                "   due_at = EXCLUDED.due_at, step_id = EXCLUDED.step_id, kind = EXCLUDED.kind",
+                *map(list, zip(*batch.timers_set, strict=True)),
+            )
         if batch.versions:
             await conn.execute(
                 "INSERT INTO workspaces (workspace_id, version)"
@@ -261,6 +279,29 @@ async def commit_batch(conn: Connection, batch: BatchWrite) -> None:
                 list(batch.versions),
                 list(batch.versions.values()),
             )
+
+
+@dataclass(frozen=True, slots=True)
+class DueTimer:
+    workspace_id: str
+    partition: int
+    run_id: str
+    step_id: str
+    kind: TimerKind
+    due_at: datetime
+
+
+async def load_due_timers(
+    conn: Connection, partitions: Sequence[int], now: datetime, limit: int = 1000
+) -> list[DueTimer]:
+    rows = await conn.fetch(
+        "SELECT workspace_id, partition, run_id, step_id, kind, due_at FROM timers"
+        " WHERE partition = ANY($1::int[]) AND due_at <= $2 ORDER BY due_at LIMIT $3",
+        list(partitions),
+        now,
+        limit,
+    )
+    return [DueTimer(**dict(r)) for r in rows]
 
 
 async def load_outbox(conn: Connection, partition: int, limit: int = 10_000) -> list[OutboxRow]:

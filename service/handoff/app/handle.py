@@ -73,17 +73,10 @@ async def handle_batch(
     def log(view: WorkspaceView, event: Envelope, source: Inbound | None) -> None:
         changed.setdefault(view.workspace_id, set()).update(evolve(view, event))
         body = dump_event(event)
-        batch.log_row(
-            view.workspace_id,
-            view.version,
-            body,
-            event.source,
-            event.id,
-            event.type,
-            getattr(event, "causationid", None),
-            now,
-            (source.topic, source.partition, source.offset) if source else None,
-        )
+        kafka = (source.topic, source.partition, source.offset) if source else None
+        if source is not None and not source.from_kafka:
+            kafka = None
+        batch.log_row(view.version, event, body, now, source is not None, kafka)
         role = OUTPUT_TOPIC_OF.get(event.type)
         if role is not None:
             batch.outbox.append((state.partition, outputs[role], view.workspace_id.encode(), body))
@@ -122,13 +115,19 @@ async def handle_batch(
         batch.versions[workspace_id] = view.version
         for table, key in rows:
             value = row_value(view, table, key)
+            if table == "timers" and value is None:
+                batch.timers_gone.append((workspace_id, key))
+            elif table == "timers":
+                batch.timers_set.append(
+                    (workspace_id, key, state.partition, value.due_at, value.step_id, value.kind)
+                )
             if value is None:
                 batch.rows_deleted.append((workspace_id, table, key))
             else:
                 batch.rows_upserted.append(
                     (workspace_id, table, key, dump_row(table, value).decode())
                 )
-    reached = {(r.topic, r.partition): r.offset + 1 for r in records}
+    reached = {(r.topic, r.partition): r.offset + 1 for r in records if r.from_kafka}
     for tp, stored in state.positions.items():
         batch.positions[tp] = (stored, reached.get(tp, stored))
     return batch, stats

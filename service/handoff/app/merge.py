@@ -29,6 +29,11 @@ class Inbound:
     parsed: Parsed
 
     @property
+    def from_kafka(self) -> bool:
+        """False for a timer the poller made: it has no position to store."""
+        return self.offset >= 0
+
+    @property
     def time(self) -> datetime | None:
         """None for a rejected record: it applies nothing, so it never waits."""
         return self.parsed.time

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import structlog
@@ -20,22 +20,29 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from handoff.adapters.cloudevents import Parsed, Rejected, parse
+from handoff.adapters.cloudevents import Accepted, Parsed, Rejected, parse
 from handoff.adapters.pg_store import (
     FROM_START,
     Fenced,
     commit_batch,
     delete_outbox,
+    load_due_timers,
     load_outbox,
     load_positions,
 )
 from handoff.app.handle import PartitionState, PoisonRecord, handle_batch
 from handoff.app.merge import Inbound, Merger
 from handoff.app.settings import Settings
+from handoff.core.ids import RunId
+from handoff.core.timers import TIMER_SOURCE, elapsed
 
 __all__ = ["Pipeline"]
 
 log = structlog.get_logger("handoff.pipeline")
+
+
+TIMER_POLL = timedelta(seconds=1)
+"""How often due timers are looked for: a wait ends at most this late."""
 
 
 def _utc_now() -> datetime:
@@ -69,6 +76,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._to_relay: set[int] = set()
         self._poison: dict[tuple[str, int, int], str] = {}
         self._backoff = False
+        self._next_timer_poll = clock()
         self._lock = asyncio.Lock()
         self._ready = ready or asyncio.Event()
         self._consumer = AIOKafkaConsumer(
@@ -138,11 +146,37 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         ready = {
             p: o.merger.take_ready(self._caught_up(p, positions)) for p, o in self._owned.items()
         }
+        for partition, timers in (await self._due_timers()).items():
+            ready[partition] = [*timers, *ready[partition]]
         work = [self._process(p, records) for p, records in ready.items() if records]
         reached: dict[TopicPartition, int] = {}
         for moved in await asyncio.gather(*work):
             reached.update(moved)
         return reached
+
+    async def _due_timers(self) -> dict[int, list[Inbound]]:
+        """Timers of owned partitions that fell due (a second apart at most), as inputs.
+
+        Only the owner of a partition asks for its timers, and a timer's input id is
+        derived from the timer, so it is applied once however many times it is polled.
+        """
+        now = self._clock()
+        if now < self._next_timer_poll or not self._owned:
+            return {}
+        self._next_timer_poll = now + TIMER_POLL
+        try:
+            async with self._pool.acquire() as conn:
+                due = await load_due_timers(conn, list(self._owned), now)
+        except Exception:
+            log.exception("cannot read due timers; will retry")
+            return {}
+        fired: dict[int, list[Inbound]] = {}
+        for t in due:
+            event = elapsed(t.workspace_id, RunId(t.run_id), t.step_id, t.kind, t.due_at)
+            fired.setdefault(t.partition, []).append(
+                Inbound(TIMER_SOURCE, t.partition, -1, None, None, Accepted(event))
+            )
+        return fired
 
     def _parse(self, m: ConsumerRecord[bytes, bytes]) -> Parsed:
         poisoned = self._poison.get((m.topic, m.partition, m.offset))

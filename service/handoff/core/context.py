@@ -11,9 +11,9 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from handoff.core.envelope import Envelope, OutputEnvelope
-from handoff.core.events import ContactAssigned, ContactUnassigned
+from handoff.core.events import Answered, ContactAssigned, ContactUnassigned, Jumped
 from handoff.core.ids import ContactId, RunId, UserId, derive_id
-from handoff.core.view import WORKSPACE_CURSOR, WorkspaceView
+from handoff.core.view import WORKSPACE_CURSOR, Run, WorkspaceView
 
 __all__ = ["DecisionContext"]
 
@@ -29,6 +29,8 @@ class DecisionContext:
         self._open_delta: dict[UserId, int] = {}
         self._cursors: dict[str, UserId] = {}
         self._assignees: dict[ContactId, UserId | None] = {}
+        self._variables: dict[RunId, dict[str, str]] = {}
+        self._jumps: dict[tuple[RunId, str], int] = {}
         self.resumed: set[RunId] = set()
 
     def emit(self, kind: type[E], data: BaseModel, subject: str | None) -> E:
@@ -51,6 +53,13 @@ class DecisionContext:
                 self._cursors[cursor_key] = event.data.assignee_id
         elif isinstance(event, ContactUnassigned):
             self._reassign(event.data.contact_id, None)
+        elif isinstance(event, Answered):
+            self._variables.setdefault(event.data.run_id, {})[event.data.variable] = (
+                event.data.value
+            )
+        elif isinstance(event, Jumped):
+            key = (event.data.run_id, event.data.step_id)
+            self._jumps[key] = self._jumps.get(key, 0) + 1
         return event
 
     def derive_id(self, *parts: str | int) -> str:
@@ -75,6 +84,12 @@ class DecisionContext:
 
     def open_contacts(self, user_id: UserId) -> int:
         return self.view.open_contacts.get(user_id, 0) + self._open_delta.get(user_id, 0)
+
+    def variables(self, run_id: RunId, run: Run) -> dict[str, str]:
+        return {**run.variables, **self._variables.get(run_id, {})}
+
+    def jumps(self, run_id: RunId, run: Run, step_id: str) -> int:
+        return run.jumps.get(step_id, 0) + self._jumps.get((run_id, step_id), 0)
 
     def cursor(self, key: str) -> UserId | None:
         return self._cursors.get(key, self.view.rr_cursors.get(key))

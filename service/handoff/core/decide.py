@@ -3,7 +3,8 @@
 `view` is the workspace *after* the input itself was folded in (a conversation that just
 opened is open; an agent who just came online is online); the returned events are folded in
 after. `now` is the decision's clock reading, taken at the edge and kept in the event log, so
-a replay passes the same `now` and gets the same events.
+a replay passes the same `now` and gets the same events. Conditions and timers measure time
+from the input's own `time`, which a replay has too.
 """
 
 from datetime import datetime
@@ -15,9 +16,14 @@ from handoff.core.inputs import (
     ContactAssigneeChanged,
     ConversationClosed,
     ConversationOpened,
+    MessageReceived,
 )
-from handoff.core.steps import RunRef
+from handoff.core.run_ref import Goto
+from handoff.core.steps import ask_question, assign_to
+from handoff.core.steps.cancel import cancel, cancelled_if_closed
+from handoff.core.timers import TimerElapsed
 from handoff.core.view import WorkspaceView
+from handoff.core.workflow import AskQuestion, AssignTo
 
 __all__ = ["decide"]
 
@@ -37,10 +43,16 @@ _MAY_FREE_AN_AGENT = frozenset(
 def decide(view: WorkspaceView, event: Envelope, now: datetime) -> list[OutputEnvelope]:
     ctx = DecisionContext(view, event, now)
     match event:
-        case ConversationOpened() | ConversationClosed():
-            if isinstance(event, ConversationClosed):
-                queue.leave_closed(ctx, event.data.conversation_id)
+        case ConversationOpened():
             _start_runs(ctx, event)
+        case ConversationClosed(data=data):
+            queue.leave_closed(ctx, data.conversation_id)
+            _cancel_waiting_runs_of(ctx, data.conversation_id)
+            _start_runs(ctx, event)
+        case MessageReceived(data=data):
+            _answer(ctx, data.conversation_id, data.text)
+        case TimerElapsed():
+            _wake(ctx, event)
         case ContactAssigneeChanged(data=data) if data.assignee_id is not None:
             _resume_queued_runs_of(ctx, data.contact_id)
         case _:
@@ -56,7 +68,11 @@ def _start_runs(ctx: DecisionContext, event: ConversationOpened | ConversationCl
         "conversation_opened" if isinstance(event, ConversationOpened) else ("conversation_closed")
     )
     contact_id = event.data.contact_id
-    active = {(r.workflow_id, r.contact_id) for r in ctx.view.runs.values()}
+    active = {
+        (r.workflow_id, r.contact_id)
+        for run_id, r in ctx.view.runs.items()
+        if run_id not in ctx.resumed
+    }
     for workflow_id in sorted(ctx.view.workflows):
         published = ctx.view.workflows[workflow_id]
         workflow = ctx.view.workflow(workflow_id, published.version)
@@ -67,11 +83,56 @@ def _start_runs(ctx: DecisionContext, event: ConversationOpened | ConversationCl
             continue
         if (workflow_id, contact_id) in active:
             continue
+        if workflow.trigger.once_per_contact and ctx.view.contact_workflows.get(
+            f"{workflow_id}/{contact_id}"
+        ):
+            continue
         run.start(ctx, workflow, published.version, contact_id, event.data.conversation_id)
+
+
+def _cancel_waiting_runs_of(ctx: DecisionContext, conversation_id: str) -> None:
+    """A run waiting or asking in a conversation that closed ends now: its wait is where
+    the contract ends it, `cancelled` (unless the close is what the workflow runs on)."""
+    for run_id, r in sorted(ctx.view.runs.items()):
+        if r.conversation_id == conversation_id and r.status in ("waiting", "asking"):
+            ref = run.ref_of(ctx, run_id)
+            if not ref.close_triggered and run_id not in ctx.resumed:
+                cancel(ref, ctx)
+
+
+def _answer(ctx: DecisionContext, conversation_id: str, text: str) -> None:
+    for run_id, r in sorted(ctx.view.runs.items()):
+        if r.conversation_id != conversation_id or r.status != "asking" or r.step_id is None:
+            continue
+        ref = run.ref_of(ctx, run_id)
+        step = ref.workflow.step(r.step_id)
+        assert isinstance(step, AskQuestion)
+        flow = ask_question.answer(step, ref, ctx, text)
+        if isinstance(flow, Goto):
+            run.go(ctx, ref, flow.step_id)
+
+
+def _wake(ctx: DecisionContext, timer: TimerElapsed) -> None:
+    """A timer fell due. It counts only if the run is still where the timer was set."""
+    r = ctx.view.runs.get(timer.data.run_id)
+    if r is None or r.step_id != timer.data.step_id:
+        return
+    ref = run.ref_of(ctx, timer.data.run_id)
+    step = ref.workflow.step(r.step_id)
+    match timer.data.kind:
+        case "wait" if r.status == "waiting":
+            if not cancelled_if_closed(ref, ctx):
+                run.resume(ctx, ref)
+        case "question" if r.status == "asking" and isinstance(step, AskQuestion):
+            run.go(ctx, ref, ask_question.fail(step, ref).step_id)
+        case "queue" if r.status == "queued" and isinstance(step, AssignTo):
+            run.go(ctx, ref, assign_to.time_out(step, ref, ctx).step_id)
+        case _:
+            pass
 
 
 def _resume_queued_runs_of(ctx: DecisionContext, contact_id: str) -> None:
     """Someone in the inbox took the contact: its queued assignment is served, runs go on."""
     for run_id, entry in sorted(ctx.view.queue.items(), key=lambda item: item[1].position):
         if entry.contact_id == contact_id:
-            run.resume(ctx, RunRef(run_id, ctx.view.runs[run_id]))
+            run.resume(ctx, run.ref_of(ctx, run_id))

@@ -4,6 +4,7 @@ Outputs (`contact.assigned`, ...) leave on Kafka. Run events (`run.*`) stay in t
 they record every step a run takes, so a replay and an audit see the same path.
 """
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,9 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from handoff.core.envelope import OutputEnvelope
 from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
 from handoff.core.inputs import Input
+from handoff.core.timers import TimerElapsed, TimerKind
 
 __all__ = [
     "OUTPUT_TOPIC_OF",
+    "Answered",
     "AssignmentFailed",
     "AssignmentQueued",
     "Candidate",
@@ -23,9 +26,12 @@ __all__ = [
     "Decision",
     "Event",
     "Explanation",
+    "Jumped",
     "MessageRequested",
+    "QuestionAsked",
     "RunEnded",
     "RunStarted",
+    "RunWaiting",
     "StepEntered",
     "Strategy",
     "WorkflowRef",
@@ -176,6 +182,55 @@ class StepEntered(OutputEnvelope):
     data: StepEnteredData
 
 
+class RunWaitingData(_Data):
+    """The run waits until `until` (a durable timer) for: the end of a `wait`, an answer
+    (`question`), or an agent (`queue`, the assignment's timeout)."""
+
+    run_id: RunId
+    step_id: str
+    until: datetime
+    kind: TimerKind
+
+
+class RunWaiting(OutputEnvelope):
+    type: Literal["run.waiting"] = "run.waiting"
+    data: RunWaitingData
+
+
+class QuestionAskedData(_Data):
+    run_id: RunId
+    step_id: str
+    attempt: int
+
+
+class QuestionAsked(OutputEnvelope):
+    type: Literal["run.question_asked"] = "run.question_asked"
+    data: QuestionAskedData
+
+
+class AnsweredData(_Data):
+    run_id: RunId
+    step_id: str
+    variable: str
+    value: str
+
+
+class Answered(OutputEnvelope):
+    type: Literal["run.answered"] = "run.answered"
+    data: AnsweredData
+
+
+class JumpedData(_Data):
+    run_id: RunId
+    step_id: str
+    to: str
+
+
+class Jumped(OutputEnvelope):
+    type: Literal["run.jumped"] = "run.jumped"
+    data: JumpedData
+
+
 class RunEndedData(_Data):
     run_id: RunId
     outcome: Literal["completed", "cancelled", "failed"]
@@ -195,11 +250,15 @@ Decision = Annotated[
     | MessageRequested
     | RunStarted
     | StepEntered
+    | RunWaiting
+    | QuestionAsked
+    | Answered
+    | Jumped
     | RunEnded,
     Field(discriminator="type"),
 ]
 
-Event = Annotated[Input | Decision, Field(discriminator="type")]
+Event = Annotated[Input | TimerElapsed | Decision, Field(discriminator="type")]
 
 OUTPUT_TOPIC_OF: dict[str, str] = {
     "contact.assigned": "assignments",

@@ -9,8 +9,8 @@ different team or limit.
 from handoff.core.context import DecisionContext
 from handoff.core.events import AssignmentFailed, AssignmentFailedData, Explanation
 from handoff.core.ids import ConversationId, RunId
-from handoff.core.run import end, resume
-from handoff.core.steps import RunRef
+from handoff.core.run import end, ref_of, resume
+from handoff.core.run_ref import RunRef
 from handoff.core.steps.assign_to import Request, try_assign
 from handoff.core.view import QueueEntry
 
@@ -19,7 +19,7 @@ __all__ = ["drain", "leave_closed"]
 
 def drain(ctx: DecisionContext) -> None:
     for run_id, entry in _in_order(ctx):
-        ref = RunRef(run_id, ctx.view.runs[run_id])
+        ref = ref_of(ctx, run_id)
         if entry.team_id is not None and entry.team_id not in ctx.view.teams:
             _fail(ctx, ref, entry, "unknown_team")
             resume(ctx, ref)
@@ -31,7 +31,7 @@ def leave_closed(ctx: DecisionContext, conversation_id: ConversationId) -> None:
     """A closed conversation leaves the queue, and its waiting run is cancelled."""
     for run_id, entry in _in_order(ctx):
         if entry.conversation_id == conversation_id:
-            ref = RunRef(run_id, ctx.view.runs[run_id])
+            ref = ref_of(ctx, run_id)
             _fail(ctx, ref, entry, "conversation_closed")
             end(ctx, ref, "cancelled")
 

@@ -1,7 +1,8 @@
-"""Workflow runs: start one, and take its steps until it blocks or ends.
+"""Workflow runs: start one, take its steps until it blocks or ends, wake it again.
 
-This is the process loop of the Decider essay: take the next step, let it emit its events,
-go on until a step blocks (an assignment waiting in the queue) or the steps run out.
+This is the process loop of the Decider essay: take a step, let it emit its events, go where
+it says, until a step blocks (a wait, a question, the queue) or the steps run out. A budget
+of steps per decision turns a loop the jump limits missed into a failed run, not a hang.
 """
 
 from handoff.core.context import DecisionContext
@@ -14,11 +15,14 @@ from handoff.core.events import (
     StepEnteredData,
 )
 from handoff.core.ids import ContactId, ConversationId, RunId
-from handoff.core.steps import STEPS, RunRef
+from handoff.core.run_ref import Goto, RunRef
+from handoff.core.steps import STEPS
 from handoff.core.view import Run
 from handoff.core.workflow import Workflow
 
-__all__ = ["end", "resume", "start"]
+__all__ = ["STEP_BUDGET", "end", "go", "resume", "start"]
+
+STEP_BUDGET = 500
 
 
 def start(
@@ -29,35 +33,53 @@ def start(
     conversation_id: ConversationId,
 ) -> None:
     run_id = RunId(ctx.derive_id("run", workflow.id))
+    data = RunStartedData(
+        run_id=run_id,
+        workflow_id=workflow.id,
+        version=version,
+        contact_id=contact_id,
+        conversation_id=conversation_id,
+    )
+    ctx.emit(RunStarted, data, subject=contact_id)
     run = Run(
         workflow_id=workflow.id,
         version=version,
         contact_id=contact_id,
         conversation_id=conversation_id,
     )
-    ctx.emit(
-        RunStarted,
-        RunStartedData(
-            run_id=run_id,
-            workflow_id=workflow.id,
-            version=version,
-            contact_id=contact_id,
-            conversation_id=conversation_id,
-        ),
-        subject=contact_id,
-    )
-    _take_steps(
-        ctx, workflow, RunRef(run_id, run), workflow.steps[0].id if workflow.steps else None
-    )
+    go(ctx, RunRef(run_id, run, workflow), workflow.steps[0].id)
+
+
+def ref_of(ctx: DecisionContext, run_id: RunId) -> RunRef:
+    run = ctx.view.runs[run_id]
+    return RunRef(run_id, run, ctx.view.workflow(run.workflow_id, run.version))
 
 
 def resume(ctx: DecisionContext, ref: RunRef) -> None:
     """Go on with the step after the one the run stopped at."""
-    ctx.resumed.add(ref.run_id)
-    workflow = ctx.view.workflow(ref.run.workflow_id, ref.run.version)
     assert ref.run.step_id is not None
-    following = workflow.step_after(ref.run.step_id)
-    _take_steps(ctx, workflow, ref, following.id if following else None)
+    go(ctx, ref, ref.workflow.next_after(ref.run.step_id))
+
+
+def go(ctx: DecisionContext, ref: RunRef, step_id: str | None) -> None:
+    """Take steps from `step_id` on (None: the run is done)."""
+    ctx.resumed.add(ref.run_id)
+    for _ in range(STEP_BUDGET):
+        if step_id is None:
+            end(ctx, ref, "completed")
+            return
+        step = ref.workflow.step(step_id)
+        ctx.emit(
+            StepEntered, StepEnteredData(run_id=ref.run_id, step_id=step.id), ref.run.contact_id
+        )
+        ref = RunRef(
+            ref.run_id, ref.run.model_copy(update={"step_id": step.id, "attempts": 0}), ref.workflow
+        )
+        flow = STEPS[step.type](step, ref, ctx)
+        if flow == "blocked":
+            return
+        step_id = flow.step_id if isinstance(flow, Goto) else ref.workflow.next_after(step.id)
+    end(ctx, ref, "failed")
 
 
 def end(ctx: DecisionContext, ref: RunRef, outcome: str) -> None:
@@ -67,16 +89,3 @@ def end(ctx: DecisionContext, ref: RunRef, outcome: str) -> None:
         RunEndedData.model_validate({"run_id": ref.run_id, "outcome": outcome}),
         subject=ref.run.contact_id,
     )
-
-
-def _take_steps(ctx: DecisionContext, workflow: Workflow, ref: RunRef, step_id: str | None) -> None:
-    while step_id is not None:
-        step = workflow.step(step_id)
-        ctx.emit(
-            StepEntered, StepEnteredData(run_id=ref.run_id, step_id=step.id), ref.run.contact_id
-        )
-        if STEPS[step.type](step, ref, ctx) == "blocked":
-            return
-        following = workflow.step_after(step.id)
-        step_id = following.id if following else None
-    end(ctx, ref, "completed")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handoff.core.events import Strategy, WorkflowRef
 from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
+from handoff.core.timers import TimerKind
 from handoff.core.workflow import Workflow
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "QueueEntry",
     "Run",
     "Team",
+    "Timer",
     "User",
     "WorkspaceView",
 ]
@@ -85,7 +87,19 @@ class Run(_Row):
     contact_id: ContactId
     conversation_id: ConversationId
     step_id: str | None = None
-    status: Literal["running", "queued"] = "running"
+    status: Literal["running", "queued", "waiting", "asking"] = "running"
+    attempts: int = 0
+    """Times the current question was asked."""
+    jumps: dict[str, int] = {}
+    variables: dict[str, str] = {}
+
+
+class Timer(_Row):
+    """When a waiting run is to be woken, and for what."""
+
+    due_at: datetime
+    step_id: str
+    kind: TimerKind
 
 
 @dataclass
@@ -107,6 +121,9 @@ class WorkspaceView:
     workflow_versions: dict[str, Workflow] = field(default_factory=dict)
     queue: dict[RunId, QueueEntry] = field(default_factory=dict)
     runs: dict[RunId, Run] = field(default_factory=dict)
+    timers: dict[RunId, Timer] = field(default_factory=dict)
+    contact_workflows: dict[str, int] = field(default_factory=dict)
+    """`workflow_id/contact_id` -> runs started: what `once_per_contact` asks about."""
 
     def workflow(self, workflow_id: str, version: int) -> Workflow:
         return self.workflow_versions[f"{workflow_id}/{version}"]

@@ -9,7 +9,7 @@ from typing import Literal
 from handoff.core.context import DecisionContext
 from handoff.core.events import CommentCreated, CommentCreatedData
 from handoff.core.ids import UserId
-from handoff.core.steps.run_ref import RunRef
+from handoff.core.run_ref import RunRef
 from handoff.core.workflow import AddComment
 
 __all__ = ["decide"]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from handoff.core.context import DecisionContext
+from handoff.core.durations import to_timedelta
 from handoff.core.events import (
     AssignmentFailed,
     AssignmentFailedData,
@@ -18,16 +19,18 @@ from handoff.core.events import (
     ContactUnassigned,
     ContactUnassignedData,
     Explanation,
+    RunWaiting,
+    RunWaitingData,
     WorkflowRef,
 )
 from handoff.core.ids import TeamId, UserId
 from handoff.core.rules import RULES
 from handoff.core.rules.eligibility import candidates
-from handoff.core.steps.run_ref import RunRef
+from handoff.core.run_ref import Goto, RunRef
 from handoff.core.view import WORKSPACE_CURSOR, QueueEntry
 from handoff.core.workflow import AssignTo
 
-__all__ = ["Request", "decide", "try_assign"]
+__all__ = ["Request", "decide", "time_out", "try_assign"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class Request:
         return cls(entry.team_id, strategy, entry.only_online, entry.max_open_contacts)
 
 
-def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next", "blocked"]:
+def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next", "blocked"] | Goto:
     if step.unassign:
         _unassign(run, ctx, run.at(step.id))
         return "next"
@@ -76,6 +79,9 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
     explanation = try_assign(request, run, ctx, run.at(step.id))
     if explanation is None:
         return "next"
+    timeout = to_timedelta(step.timeout)
+    if not timeout:
+        return time_out(step, run, ctx, explanation)
     ctx.emit(
         AssignmentQueued,
         AssignmentQueuedData(
@@ -90,30 +96,41 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
         ),
         subject=run.run.contact_id,
     )
+    until = ctx.cause.time + timeout
+    data = RunWaitingData(run_id=run.run_id, step_id=step.id, until=until, kind="queue")
+    ctx.emit(RunWaiting, data, subject=run.run.contact_id)
     return "blocked"
+
+
+def time_out(
+    step: AssignTo, run: RunRef, ctx: DecisionContext, explanation: Explanation | None = None
+) -> Goto:
+    """Nobody took the contact in time: it leaves the queue, the run takes `on_timeout`."""
+    request = Request.of(step)
+    ctx.emit(
+        AssignmentFailed,
+        AssignmentFailedData(
+            contact_id=run.run.contact_id,
+            conversation_id=run.run.conversation_id,
+            team_id=request.team_id,
+            reason="timeout",
+            explanation=explanation or _explain(request, ctx),
+            workflow=run.at(step.id),
+        ),
+        subject=run.run.contact_id,
+    )
+    return Goto(run.workflow.first_of(step.on_timeout, run.workflow.next_after(step.id)))
 
 
 def try_assign(
     request: Request, run: RunRef, ctx: DecisionContext, ref: WorkflowRef
 ) -> Explanation | None:
     """Assign by the request's rule; None when done, else why nobody was eligible."""
-    if request.team_id is None:
-        members = sorted(ctx.view.users)
-        cursor_key = WORKSPACE_CURSOR
-    else:
-        team = ctx.view.teams.get(request.team_id)
-        members = list(team.members) if team is not None else []
-        cursor_key = request.team_id
-    pool = candidates(
-        ctx, members, only_online=request.only_online, max_open_contacts=request.max_open_contacts
-    )
-    cursor = ctx.cursor(cursor_key)
-    chosen = RULES[request.strategy](pool, cursor)
-    explanation = Explanation(
-        candidates=pool, cursor_before=cursor, cursor_after=chosen if chosen else cursor
-    )
+    explanation = _explain(request, ctx)
+    chosen = RULES[request.strategy](explanation.candidates, explanation.cursor_before)
     if chosen is None:
         return explanation
+    explanation = explanation.model_copy(update={"cursor_after": chosen})
     previous = ctx.assignee(run.run.contact_id)
     if chosen != previous:
         ctx.emit(
@@ -132,6 +149,22 @@ def try_assign(
             subject=run.run.contact_id,
         )
     return None
+
+
+def _explain(request: Request, ctx: DecisionContext) -> Explanation:
+    """Every candidate of the request, eligible or why not, and the cursor as it stands."""
+    if request.team_id is None:
+        members = sorted(ctx.view.users)
+        cursor_key = WORKSPACE_CURSOR
+    else:
+        team = ctx.view.teams.get(request.team_id)
+        members = list(team.members) if team is not None else []
+        cursor_key = request.team_id
+    pool = candidates(
+        ctx, members, only_online=request.only_online, max_open_contacts=request.max_open_contacts
+    )
+    cursor = ctx.cursor(cursor_key)
+    return Explanation(candidates=pool, cursor_before=cursor, cursor_after=cursor)
 
 
 def _assign_user(user_id: UserId, run: RunRef, ctx: DecisionContext, ref: WorkflowRef) -> None:

@@ -4,7 +4,7 @@ from typing import Literal
 
 from handoff.core.context import DecisionContext
 from handoff.core.events import MessageRequested, MessageRequestedData
-from handoff.core.steps.run_ref import RunRef
+from handoff.core.run_ref import RunRef
 from handoff.core.workflow import SendMessage
 
 __all__ = ["decide"]

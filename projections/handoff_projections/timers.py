@@ -1,0 +1,29 @@
+"""Timers of waiting runs: one per run at most, since a run waits for one thing at a time.
+
+A timer goes when it fires, when its run moves to another step, or when the run ends. The
+app mirrors this table into an indexed one, so due timers are found without loading views.
+"""
+
+from collections.abc import Iterator
+
+from handoff.core.envelope import Envelope
+from handoff.core.events import RunEnded, RunWaiting, StepEntered
+from handoff.core.ids import RunId
+from handoff.core.timers import TimerElapsed
+from handoff.core.view import Timer, WorkspaceView
+
+TABLES = ("timers",)
+
+
+def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
+    match event:
+        case RunWaiting(data=d):
+            view.timers[d.run_id] = Timer(due_at=d.until, step_id=d.step_id, kind=d.kind)
+            yield "timers", d.run_id
+        case TimerElapsed(data=d) | StepEntered(data=d) | RunEnded(data=d):
+            yield from _drop(view, d.run_id)
+
+
+def _drop(view: WorkspaceView, run_id: RunId) -> Iterator[tuple[str, str]]:
+    if view.timers.pop(run_id, None) is not None:
+        yield "timers", run_id

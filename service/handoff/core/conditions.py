@@ -1,0 +1,256 @@
+"""Branch conditions (contract: Conditions): `all`, `any`, leaves, and `schedule`.
+
+A leaf names what it looks at by its key (`contact_field`, `contact_tag`, `variable`,
+`conversation`, `assignee`); `op` compares. Times are measured from the event being decided,
+never the wall clock, so a replay takes the same branch.
+"""
+
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+
+from handoff.core.durations import to_timedelta
+
+__all__ = [
+    "All",
+    "AnyOf",
+    "AssigneeIs",
+    "Condition",
+    "ContactField",
+    "ContactTag",
+    "ConversationIs",
+    "Facts",
+    "Schedule",
+    "VariableIs",
+    "holds",
+]
+
+Op = Literal["eq", "neq", "in", "contains", "exists", "not_exists", "gt", "lt"]
+Value = str | int | float | bool | list[str | int | float | bool] | None
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Leaf(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Op = "eq"
+    value: Value = None
+
+
+class ContactField(_Leaf):
+    contact_field: str = Field(min_length=1)
+
+
+class ContactTag(_Leaf):
+    """`exists` / `eq`: the contact has the tag; `not_exists` / `neq`: it has not."""
+
+    contact_tag: str = Field(min_length=1)
+    op: Op = "exists"
+
+
+class VariableIs(_Leaf):
+    variable: str = Field(min_length=1)
+
+
+class ConversationIs(_Leaf):
+    conversation: Literal[
+        "status",
+        "channel",
+        "time_since_last_outgoing",
+        "time_since_last_incoming",
+        "last_incoming_text",
+    ]
+
+
+class AssigneeIs(_Leaf):
+    assignee: Literal["id", "status"]
+
+
+class ScheduleWindow(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    timezone: str
+    days: list[Weekday] = Field(min_length=1)
+    from_: time = Field(alias="from")
+    to: time
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown timezone {zone!r}") from err
+        return zone
+
+
+class Schedule(BaseModel):
+    """True when the event's time, in `timezone`, is on one of `days` between `from` and `to`.
+
+    `from` > `to` is a window past midnight (22:00-06:00): it belongs to the day it starts
+    on, so Friday 22:00-06:00 covers Saturday 03:00. `from` == `to` is the whole day.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schedule: ScheduleWindow
+
+
+class All(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    all: list["Condition"]
+
+
+class AnyOf(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    any: list["Condition"]
+
+
+_KINDS = (
+    "all",
+    "any",
+    "schedule",
+    "contact_field",
+    "contact_tag",
+    "variable",
+    "conversation",
+    "assignee",
+)
+
+
+def _kind(value: Any) -> str | None:
+    """The tag of the leaf or group `value` is; tags are `<kind>` so that error paths can
+    tell them from field names and leave them out."""
+    keys = value if isinstance(value, dict) else type(value).model_fields
+    return next((f"<{k}>" for k in _KINDS if k in keys), None)
+
+
+Condition = Annotated[
+    Annotated[All, Tag("<all>")]
+    | Annotated[AnyOf, Tag("<any>")]
+    | Annotated[Schedule, Tag("<schedule>")]
+    | Annotated[ContactField, Tag("<contact_field>")]
+    | Annotated[ContactTag, Tag("<contact_tag>")]
+    | Annotated[VariableIs, Tag("<variable>")]
+    | Annotated[ConversationIs, Tag("<conversation>")]
+    | Annotated[AssigneeIs, Tag("<assignee>")],
+    Discriminator(
+        _kind,
+        custom_error_type="unknown_condition",
+        custom_error_message=(
+            "a condition needs one of all, any, schedule, contact_field, contact_tag, "
+            "variable, conversation, assignee"
+        ),
+    ),
+]
+All.model_rebuild()
+AnyOf.model_rebuild()
+
+
+class Facts(BaseModel):
+    """What a condition may look at, gathered by the caller for one run at one moment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    fields: dict[str, Any] = {}
+    tags: tuple[str, ...] = ()
+    variables: dict[str, str] = {}
+    conversation_status: str | None = None
+    channel: str | None = None
+    last_outgoing_at: datetime | None = None
+    last_incoming_at: datetime | None = None
+    last_incoming_text: str | None = None
+    assignee_id: str | None = None
+    assignee_status: str = "none"
+
+
+def holds(condition: Condition, facts: Facts) -> bool:
+    match condition:
+        case All(all=parts):
+            return all(holds(p, facts) for p in parts)
+        case AnyOf(any=parts):
+            return any(holds(p, facts) for p in parts)
+        case Schedule(schedule=window):
+            return _in_window(window, facts.at)
+        case ContactTag(contact_tag=tag, op=op):
+            has = tag in facts.tags
+            return (
+                has if op in ("exists", "eq") else not has if op in ("not_exists", "neq") else False
+            )
+        case ContactField(contact_field=name):
+            return _compare(condition.op, facts.fields.get(name), condition.value)
+        case VariableIs(variable=name):
+            return _compare(condition.op, facts.variables.get(name), condition.value)
+        case AssigneeIs(assignee="id"):
+            return _compare(condition.op, facts.assignee_id, condition.value)
+        case AssigneeIs():
+            return _compare(condition.op, facts.assignee_status, condition.value)
+        case ConversationIs(conversation=what):
+            return _compare(condition.op, _conversation(what, facts), condition.value)
+    raise AssertionError(f"unhandled condition {condition!r}")
+
+
+def _conversation(what: str, facts: Facts) -> Any:
+    match what:
+        case "status":
+            return facts.conversation_status
+        case "channel":
+            return facts.channel
+        case "last_incoming_text":
+            return facts.last_incoming_text
+        case "time_since_last_outgoing":
+            return None if facts.last_outgoing_at is None else facts.at - facts.last_outgoing_at
+        case _:
+            return None if facts.last_incoming_at is None else facts.at - facts.last_incoming_at
+
+
+def _compare(op: str, actual: Any, expected: Value) -> bool:
+    if op == "exists":
+        return actual is not None
+    if op == "not_exists":
+        return actual is None
+    if actual is None:
+        return op == "neq" and expected is not None
+    limit: Any = expected
+    if isinstance(actual, timedelta):  # a time since: compared with a duration like 15m
+        limit = to_timedelta(str(expected)) if expected is not None else None
+    match op:
+        case "eq":
+            return _same(actual, limit)
+        case "neq":
+            return not _same(actual, limit)
+        case "in":
+            return isinstance(limit, list) and any(_same(actual, e) for e in limit)
+        case "contains":
+            return isinstance(actual, str) and str(limit).casefold() in actual.casefold()
+        case "gt" | "lt":
+            try:
+                return bool(actual > limit if op == "gt" else actual < limit)
+            except TypeError:
+                return False
+    return False
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Text compares without regard to case; other values exactly."""
+    if isinstance(actual, str) and isinstance(expected, str):
+        return actual.casefold() == expected.casefold()
+    return bool(actual == expected)
+
+
+def _in_window(window: ScheduleWindow, at: datetime) -> bool:
+    local = at.astimezone(ZoneInfo(window.timezone))
+    day, clock = _WEEKDAYS[local.weekday()], local.time()
+    start, end = window.from_, window.to
+    if start == end:
+        return day in window.days
+    if start < end:
+        return day in window.days and start <= clock < end
+    yesterday = _WEEKDAYS[(local.weekday() - 1) % 7]
+    return (day in window.days and clock >= start) or (yesterday in window.days and clock < end)

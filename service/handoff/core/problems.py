@@ -1,0 +1,35 @@
+"""Validation errors as a person reads them: one line each, at its path in the document.
+
+`steps[2].branches[0].when.all[1].op: unknown operator 'equals'`, rather than pydantic's
+tuple locations with union tags in them (our tags are `<kind>`, and are left out).
+"""
+
+from pydantic import ValidationError
+
+__all__ = ["describe"]
+
+
+def describe(err: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for e in err.errors(include_url=False):
+        path = _path(e["loc"])
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "literal_error":
+            name = "operator" if e["loc"] and e["loc"][-1] == "op" else "value"
+            message = f"unknown {name} {e['input']!r}; {message[0].lower()}{message[1:]}"
+        if e["type"] == "value_error" and message.startswith("steps"):
+            # whole-document problems carry their own paths, relative to where they stand
+            lines += [f"{path}.{line}" if path else line for line in message.splitlines()]
+        else:
+            lines.append(f"{path or '(document)'}: {message}")
+    return lines
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not part.startswith("<"):
+            path += f".{part}" if path else part
+    return path
