@@ -68,17 +68,23 @@ def assign_team(team_id: str, logic: str = "round_robin", **options: Any) -> dic
 
 
 def opened(
-    contact: str, conversation: str | None = None, source: str = "contact", **kw: Any
+    contact: str,
+    conversation: str | None = None,
+    source: str = "contact",
+    fields: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    channel: str | None = None,
+    **kw: Any,
 ) -> Envelope:
-    return event(
-        "conversation.opened",
-        {
-            "contact_id": contact,
-            "conversation_id": conversation or f"conv-{contact}",
-            "source": source,
-        },
-        **kw,
-    )
+    data: dict[str, Any] = {
+        "contact_id": contact,
+        "conversation_id": conversation or f"conv-{contact}",
+        "source": source,
+        "channel": channel,
+    }
+    if fields is not None or tags is not None:
+        data["contact"] = {"fields": fields or {}, "tags": tags or []}
+    return event("conversation.opened", data, **kw)
 
 
 def closed(contact: str, conversation: str | None = None, **kw: Any) -> Envelope:

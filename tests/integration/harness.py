@@ -7,8 +7,12 @@ through parse, merge, decide, the event log, the outbox and the relay.
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -76,6 +80,31 @@ class Stack:
     async def close(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
+
+
+def process_env(settings: Settings, **more: str) -> dict[str, str]:
+    """The environment that makes a `handoff run` process use `settings`."""
+    return {
+        "HANDOFF_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
+        "HANDOFF_DATABASE_URL": settings.database_url or "",
+        "HANDOFF_TOPIC_PREFIX": settings.topic_prefix,
+        "HANDOFF_GROUP_ID": settings.group_id,
+        "HANDOFF_PARTITIONS": str(settings.partitions),
+        "HANDOFF_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+        "HANDOFF_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
+        **more,
+    }
+
+
+def start_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`handoff run` as a process of its own, to be killed as a test needs."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "handoff.cli", "run"],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=out,
+        )
 
 
 def settings_for(bootstrap: str, dsn: str, prefix: str, **overrides: Any) -> Settings:

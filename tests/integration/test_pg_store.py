@@ -15,7 +15,6 @@ from handoff.adapters.pg_store import (
     migrate,
     seen_inputs,
 )
-
 from tests.builders import user
 
 pytestmark = pytest.mark.integration

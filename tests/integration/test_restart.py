@@ -1,10 +1,7 @@
 """Killed mid-stream with SIGKILL and started again: every input applied exactly once, and
 every output reaches Kafka (re-sent outputs carry the ids they had)."""
 
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +9,7 @@ import asyncpg
 import pytest
 
 from tests.builders import assign_team, opened, presence, team, user, workflow
-from tests.integration.harness import Stack, settings_for
+from tests.integration.harness import Stack, process_env, settings_for, start_process
 
 pytestmark = pytest.mark.integration
 
@@ -20,30 +17,11 @@ WORKSPACES = [f"kill-{i}" for i in range(4)]
 CONVERSATIONS = 100
 
 
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "handoff.cli", "run"],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=out,
-        )
-
-
 async def test_sigkill_mid_stream_then_restart_applies_every_input_once(
     kafka_bootstrap: str, fresh_database: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix)
-    env = {
-        "HANDOFF_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "HANDOFF_DATABASE_URL": fresh_database,
-        "HANDOFF_TOPIC_PREFIX": topic_prefix,
-        "HANDOFF_GROUP_ID": settings.group_id,
-        "HANDOFF_PARTITIONS": "4",
-        "HANDOFF_SESSION_TIMEOUT_MS": "6000",
-        "HANDOFF_HEARTBEAT_INTERVAL_MS": "1000",
-        "HANDOFF_BATCH_MAX_RECORDS": "20",
-    }
+    env = process_env(settings, HANDOFF_BATCH_MAX_RECORDS="20")
     stack = Stack(settings)
     inputs = []
     for ws in WORKSPACES:
@@ -56,7 +34,7 @@ async def test_sigkill_mid_stream_then_restart_applies_every_input_once(
     def assigned(outs: list[dict[str, object]]) -> list[dict[str, object]]:
         return [o for o in outs if o["type"] == "contact.assigned"]
 
-    first = _start(env, tmp_path / "first.log")
+    first = start_process(env, tmp_path / "first.log")
     try:
         await stack.send(*inputs)
         await stack.send(*conversations[:half])
@@ -66,7 +44,7 @@ async def test_sigkill_mid_stream_then_restart_applies_every_input_once(
         first.wait()
     # the rest arrives while the service is down; the new instance must take over from the log
     await stack.send(*conversations[half:])
-    second = _start(env, tmp_path / "second.log")
+    second = start_process(env, tmp_path / "second.log")
     try:
         total = len(conversations)
         outs = await stack.outputs(

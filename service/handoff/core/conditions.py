@@ -5,11 +5,22 @@ A leaf names what it looks at by its key (`contact_field`, `contact_tag`, `varia
 never the wall clock, so a replay takes the same branch.
 """
 
+import re
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+)
 
 from handoff.core.durations import to_timedelta
 
@@ -69,13 +80,29 @@ class AssigneeIs(_Leaf):
     assignee: Literal["id", "status"]
 
 
+def _clock_time(value: object) -> time:
+    """`"HH:MM"` only: YAML reads an unquoted 17:00 as the number 1020, which must not pass
+    for a time of day."""
+    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError(f'write the time of day as a quoted "HH:MM" string, not {value!r}')
+    return time.fromisoformat(value)
+
+
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_clock_time),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": "^([01]\\d|2[0-3]):[0-5]\\d$"}),
+]
+
+
 class ScheduleWindow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     timezone: str
     days: list[Weekday] = Field(min_length=1)
-    from_: time = Field(alias="from")
-    to: time
+    from_: ClockTime = Field(alias="from")
+    to: ClockTime
 
     @field_validator("timezone")
     @classmethod

@@ -24,5 +24,5 @@ def _check(text: str) -> str:
     return text
 
 
-Duration = Annotated[str, Field(pattern=_PATTERN), AfterValidator(_check)]
+Duration = Annotated[str, Field(json_schema_extra={"pattern": _PATTERN}), AfterValidator(_check)]
 """Kept as written (so documents round-trip); `to_timedelta` gives its length."""
