@@ -15,6 +15,7 @@ from pydantic.json_schema import JsonSchemaMode
 from handoff.core.envelope import OutputEnvelope
 from handoff.core.events import OUTPUT_TOPIC_OF, Decision
 from handoff.core.inputs import INPUT_TYPES
+from handoff.core.timers import TimerElapsed
 from handoff.core.workflow import Workflow
 
 __all__ = ["DeadLettered", "render", "write"]
@@ -67,6 +68,9 @@ def render() -> dict[str, str]:
     for type_, model in _decisions().items():
         kind = "out" if type_ in OUTPUT_TOPIC_OF else "log"
         schemas[f"events/{kind}/{type_}.schema.json"] = _schema(model, "serialization", type_)
+    schemas["events/log/timer.elapsed.schema.json"] = _schema(
+        TimerElapsed, "serialization", "timer.elapsed"
+    )
     schemas["events/out/record.deadlettered.schema.json"] = _schema(
         DeadLettered, "serialization", "record.deadlettered"
     )
