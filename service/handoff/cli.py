@@ -171,13 +171,15 @@ def _validate_document(path: str) -> Any:
     from handoff.core.workflow import Workflow
 
     try:
-        return Workflow.model_validate(_load_document(path))
+        document = _load_document(path)
     except yaml.YAMLError as err:
         sys.exit(f"{path}: not YAML or JSON: {err}")
+    try:
+        return Workflow.model_validate(document)
     except ValidationError as err:
-        from handoff.core.problems import describe
+        from handoff.core.problems import describe_workflow
 
-        for problem in describe(err):
+        for problem in describe_workflow(err, document):
             print(f"{path}: {problem}", file=sys.stderr)
         sys.exit(1)
 

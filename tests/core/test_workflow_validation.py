@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from handoff.cli import main
 from handoff.core.conditions import Schedule
-from handoff.core.problems import describe
+from handoff.core.problems import describe, describe_workflow
 from handoff.core.workflow import AssignTo, BranchStep, Workflow
 
 BASE = """\
@@ -57,7 +57,7 @@ def base() -> Doc:
 def problems_of(doc: Doc) -> list[str]:
     with pytest.raises(ValidationError) as caught:
         Workflow.model_validate(doc)
-    return describe(caught.value)
+    return describe_workflow(caught.value, doc)
 
 
 # Edits address the document with the same paths the problems are reported at.
@@ -301,12 +301,6 @@ def test_a_bad_duration_is_explained_with_examples() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the whole-document checks (duplicate ids, jumps to nowhere, unreachable branches) "
-    "run only once every shape is valid, so a document with both kinds of problem is "
-    "rejected without the whole-document ones; the contract says 'every error at its path'",
-)
 def test_shape_and_whole_document_problems_are_reported_together() -> None:
     doc = base()
     both(drop("steps[0].text"), insert("steps[4]", JUMP_NOWHERE))(doc)

@@ -17,7 +17,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.events import Event
 from handoff.core.ids import derive_id
 from handoff.core.inputs import INPUT_TYPES, WorkflowPublished
-from handoff.core.problems import describe
+from handoff.core.problems import describe, describe_workflow
 
 __all__ = [
     "Accepted",
@@ -91,6 +91,9 @@ def _parse(raw: bytes | None, max_bytes: int) -> Parsed:
     try:
         event = model.model_validate(obj)
     except ValidationError as err:
+        if model is WorkflowPublished and isinstance(obj.get("data"), dict):
+            definition = obj["data"].get("definition")
+            return Rejected(_summary(describe_workflow(err, definition, "data.definition")))
         return Rejected(_readable(err))
     if isinstance(event, WorkflowPublished) and (
         event.data.definition.workspace_id != event.workspaceid
@@ -104,7 +107,10 @@ def _parse(raw: bytes | None, max_bytes: int) -> Parsed:
 
 def _readable(err: ValidationError) -> str:
     """Every problem at its path: `data.contact_id: Field required; ...`."""
-    problems = describe(err)
+    return _summary(describe(err))
+
+
+def _summary(problems: list[str]) -> str:
     return f"{len(problems)} validation error(s): " + "; ".join(problems)
 
 

@@ -6,7 +6,9 @@ tuple locations with union tags in them (our tags are `<kind>`, and are left out
 
 from pydantic import ValidationError
 
-__all__ = ["describe"]
+from handoff.core.workflow import document_problems
+
+__all__ = ["describe", "describe_workflow"]
 
 
 def describe(err: ValidationError) -> list[str]:
@@ -33,3 +35,15 @@ def _path(loc: tuple[int | str, ...]) -> str:
         elif not part.startswith("<"):
             path += f".{part}" if path else part
     return path
+
+
+def describe_workflow(err: ValidationError, document: object, at: str = "") -> list[str]:
+    """`describe`, plus the whole-document problems pydantic did not get to because the
+    shapes were wrong (it checks the whole only once every part is valid). `at` is where
+    the document stands in the record (`data.definition`)."""
+
+    lines = describe(err)
+    prefix = f"{at}." if at else ""
+    return lines + [
+        f"{prefix}{p}" for p in document_problems(document) if f"{prefix}{p}" not in lines
+    ]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from handoff.core.conditions import All, Condition
+from handoff.core.conditions import Condition
 from handoff.core.durations import Duration
 from handoff.core.ids import TeamId, UserId, WorkflowId
 
@@ -28,6 +28,7 @@ __all__ = [
     "Trigger",
     "Wait",
     "Workflow",
+    "document_problems",
 ]
 
 StepId = Annotated[str, Field(min_length=1, max_length=100)]
@@ -167,7 +168,6 @@ class Trigger(_Doc):
 @dataclass(frozen=True, slots=True)
 class _Place:
     step: Step
-    path: str
     next_id: str | None
     """The step the run takes after this one (and after any steps nested in it)."""
 
@@ -181,7 +181,9 @@ class Workflow(_Doc):
 
     @model_validator(mode="after")
     def _whole_document(self) -> Self:
-        problems = list(_problems(self))
+        problems = document_problems(self.model_dump(by_alias=True))
+        if not self.steps:
+            problems.insert(0, "steps: a workflow needs at least one step")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -189,7 +191,7 @@ class Workflow(_Doc):
     @cached_property
     def _places(self) -> dict[str, _Place]:
         places: dict[str, _Place] = {}
-        for place in _walk(self.steps, "steps", None):
+        for place in _walk(self.steps, None):
             places.setdefault(place.step.id, place)
         return places
 
@@ -204,46 +206,76 @@ class Workflow(_Doc):
         return steps[0].id if steps else then
 
 
-def _walk(steps: Sequence[Step], path: str, after: str | None) -> Iterator[_Place]:
+def _walk(steps: Sequence[Step], after: str | None) -> Iterator[_Place]:
     for i, step in enumerate(steps):
         following = steps[i + 1].id if i + 1 < len(steps) else after
-        here = f"{path}[{i}]"
-        yield _Place(step, here, following)
+        yield _Place(step, following)
         match step:
             case BranchStep():
-                for b, branch in enumerate(step.branches):
-                    yield from _walk(branch.steps, f"{here}.branches[{b}].steps", following)
-                yield from _walk(step.else_, f"{here}.else", following)
+                for branch in step.branches:
+                    yield from _walk(branch.steps, following)
+                yield from _walk(step.else_, following)
             case AssignTo():
-                yield from _walk(step.on_timeout, f"{here}.on_timeout", following)
+                yield from _walk(step.on_timeout, following)
             case AskQuestion():
-                yield from _walk(step.on_failure, f"{here}.on_failure", following)
+                yield from _walk(step.on_failure, following)
             case _:
                 pass
 
 
-def _problems(workflow: Workflow) -> Iterator[str]:
-    places = list(_walk(workflow.steps, "steps", None))
-    if not places:
-        yield "steps: a workflow needs at least one step"
+def document_problems(document: object) -> list[str]:
+    """What only the whole document shows: duplicate step ids, jumps to no step, branches
+    nothing can reach. It reads the raw document leniently, so these are found even when
+    pydantic has shape errors to report too (see `handoff.core.problems.describe_workflow`)."""
+    places = list(_raw_walk(document.get("steps") if isinstance(document, dict) else None))
+    problems: list[str] = []
     seen: dict[str, str] = {}
-    for place in places:
-        first = seen.setdefault(place.step.id, place.path)
-        if first != place.path:
-            yield f"{place.path}.id: duplicate step id {place.step.id!r} (also at {first})"
-    for place in places:
-        step = place.step
-        if isinstance(step, Jump) and step.to not in seen:
-            yield f"{place.path}.to: unknown step id {step.to!r}"
-        if isinstance(step, BranchStep):
-            for b, branch in enumerate(step.branches[:-1]):
-                if isinstance(branch.when, All) and not branch.when.all:
-                    yield (
-                        f"{place.path}.branches[{b + 1}]: unreachable, branch "
-                        f"{branch.name!r} before it always holds (when: {{all: []}})"
-                    )
-                    break
-            else:
-                last = step.branches[-1]
-                if step.else_ and isinstance(last.when, All) and not last.when.all:
-                    yield f"{place.path}.else: unreachable, branch {last.name!r} always holds"
+    for path, step in places:
+        step_id = step.get("id")
+        if isinstance(step_id, str):
+            first = seen.setdefault(step_id, path)
+            if first != path:
+                problems.append(f"{path}.id: duplicate step id {step_id!r} (also at {first})")
+    for path, step in places:
+        target = step.get("to")
+        if step.get("type") == "jump" and isinstance(target, str) and target not in seen:
+            problems.append(f"{path}.to: unknown step id {target!r}")
+        if step.get("type") == "branch":
+            problems += _unreachable(path, step)
+    return problems
+
+
+def _raw_walk(steps: object, path: str = "steps") -> Iterator[tuple[str, dict[str, Any]]]:
+    if not isinstance(steps, list):
+        return
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        here = f"{path}[{i}]"
+        yield here, step
+        branches = step.get("branches")
+        for b, branch in enumerate(branches if isinstance(branches, list) else []):
+            if isinstance(branch, dict):
+                yield from _raw_walk(branch.get("steps"), f"{here}.branches[{b}].steps")
+        for nested in ("else", "on_timeout", "on_failure"):
+            yield from _raw_walk(step.get(nested), f"{here}.{nested}")
+
+
+def _always(branch: object) -> bool:
+    return isinstance(branch, dict) and branch.get("when") == {"all": []}
+
+
+def _unreachable(path: str, step: dict[str, Any]) -> list[str]:
+    branches = step.get("branches")
+    if not isinstance(branches, list) or not branches:
+        return []
+    for b, branch in enumerate(branches[:-1]):
+        if _always(branch):
+            name = branch.get("name")
+            return [
+                f"{path}.branches[{b + 1}]: unreachable, branch {name!r} before it always "
+                "holds (when: {all: []})"
+            ]
+    if step.get("else") and _always(branches[-1]):
+        return [f"{path}.else: unreachable, branch {branches[-1].get('name')!r} always holds"]
+    return []
