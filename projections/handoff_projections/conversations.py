@@ -13,6 +13,9 @@ from handoff.core.view import Conversation, WorkspaceView
 
 TABLES = ("conversations", "open_conversations")
 
+_AUTOMATED = frozenset({"workflow", "broadcast"})
+"""Senders whose messages are no reply: a workflow's welcome is not an agent answering."""
+
 
 def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
     match event:
@@ -42,7 +45,9 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
                 d.conversation_id
             ].model_copy(update={"last_incoming_at": event.time, "last_incoming_text": d.text})
             yield "conversations", d.conversation_id
-        case MessageSent(data=d) if d.conversation_id in view.conversations:
+        case MessageSent(data=d) if (
+            d.conversation_id in view.conversations and d.sender.type not in _AUTOMATED
+        ):
             view.conversations[d.conversation_id] = view.conversations[
                 d.conversation_id
             ].model_copy(update={"last_outgoing_at": event.time})

@@ -258,3 +258,21 @@ def test_schedule_windows_follow_the_business_timezone_and_cross_midnight() -> N
     assert holds(night, at(0, 23, 0))  # Monday night
     assert holds(night, at(5, 3, 0))  # Saturday 03:00 belongs to Friday's night shift
     assert not holds(night, at(6, 3, 0))  # Sunday 03:00: Saturday has no night shift
+
+
+def test_only_a_reply_counts_as_outgoing_not_the_workflow_s_own_message() -> None:
+    def sent(sender: str) -> object:
+        return event(
+            "message.sent",
+            {
+                "contact_id": "c1",
+                "conversation_id": "conv-c1",
+                "message_id": sender,
+                "sender": {"type": sender, "user_id": "ann" if sender == "user" else None},
+            },
+        )
+
+    view = history([opened("c1"), sent("workflow"), sent("broadcast")])
+    assert view.conversations["conv-c1"].last_outgoing_at is None
+    apply(view, sent("user"))
+    assert view.conversations["conv-c1"].last_outgoing_at is not None
