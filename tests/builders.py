@@ -7,7 +7,10 @@ from typing import Any
 from handoff.core.envelope import Envelope
 from handoff.core.inputs import INPUT_TYPES
 
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+"""The start of every scenario's clock: fixed for a run, an hour before it started. Not a
+fixed date: timers fire by the wall clock in integration tests, and a queue's 7-day timeout
+must not start firing a week after the date a test was written."""
 WS = "ws-1"
 _ids = count(1)
 
