@@ -276,3 +276,80 @@ def test_only_a_reply_counts_as_outgoing_not_the_workflow_s_own_message() -> Non
     assert view.conversations["conv-c1"].last_outgoing_at is None
     apply(view, sent("user"))
     assert view.conversations["conv-c1"].last_outgoing_at is not None
+
+
+def _branch_on(when: dict[str, object]) -> dict[str, object]:
+    return {
+        "type": "branch",
+        "branches": [
+            {
+                "name": "yes",
+                "when": when,
+                "steps": [{"id": "yes", "type": "add_comment", "text": "yes"}],
+            }
+        ],
+        "else": [{"id": "no", "type": "add_comment", "text": "no"}],
+    }
+
+
+def _comment(view: WorkspaceView, when_opened: object) -> str:
+    texts = [
+        d.data.text
+        for d in apply(view, when_opened)  # type: ignore[attr-defined]
+        if d.type == "comment.created"
+    ]
+    return texts[-1]
+
+
+def test_conditions_on_the_assignee_the_channel_and_the_last_incoming_text() -> None:
+    on_ann_online = _branch_on(
+        {
+            "all": [
+                {"assignee": "id", "op": "eq", "value": "ann"},
+                {"assignee": "status", "op": "eq", "value": "online"},
+            ]
+        }
+    )
+    view = history([*AGENTS, workflow({"type": "assign_to", "user_id": "ann"}, on_ann_online)])
+    assert _comment(view, opened("c1")) == "yes"
+    view = history(
+        [
+            *AGENTS,
+            presence("ann", "away"),
+            workflow({"type": "assign_to", "user_id": "ann"}, on_ann_online),
+        ]
+    )
+    assert _comment(view, opened("c1")) == "no"
+
+    on_whatsapp = _branch_on({"conversation": "channel", "op": "in", "value": ["whatsapp", "sms"]})
+    view = history([workflow(on_whatsapp)])
+    assert _comment(view, opened("c1", channel="WhatsApp")) == "yes"
+    assert _comment(view, opened("c2", channel="webchat")) == "no"
+
+    on_refund = _branch_on(
+        {"conversation": "last_incoming_text", "op": "contains", "value": "refund"}
+    )
+    view = history([workflow({"type": "wait", "duration": "1m"}, on_refund), opened("c1")])
+    apply(view, received("I want a REFUND please"))
+    texts = [
+        d.data.text
+        for d in apply(view, _timer(view, "wait"))  # type: ignore[attr-defined]
+        if d.type == "comment.created"
+    ]
+    assert texts == ["yes"]
+
+
+def test_matching_workflows_start_in_workflow_id_order_each_at_its_version() -> None:
+    view = history(
+        [
+            workflow({"type": "send_message", "text": "b"}, id="b-second"),
+            workflow({"type": "send_message", "text": "a v1"}, id="a-first"),
+            workflow({"type": "send_message", "text": "a v2"}, id="a-first"),
+        ]
+    )
+    said = [
+        (d.data.text, d.data.workflow.version)  # type: ignore[attr-defined]
+        for d in apply(view, opened("c1"))
+        if d.type == "message.requested"
+    ]
+    assert said == [("a v2", 2), ("b", 1)]
