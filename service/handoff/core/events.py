@@ -26,6 +26,7 @@ __all__ = [
     "Decision",
     "Event",
     "Explanation",
+    "FailureReason",
     "Jumped",
     "MessageRequested",
     "QuestionAsked",

@@ -7,11 +7,9 @@ different team or limit.
 """
 
 from handoff.core.context import DecisionContext
-from handoff.core.events import AssignmentFailed, AssignmentFailedData, Explanation
 from handoff.core.ids import ConversationId, RunId
 from handoff.core.run import end, ref_of, resume
-from handoff.core.run_ref import RunRef
-from handoff.core.steps.assign_to import Request, try_assign
+from handoff.core.steps.assign_to import Request, fail, try_assign
 from handoff.core.view import QueueEntry
 
 __all__ = ["drain", "leave_closed"]
@@ -21,7 +19,7 @@ def drain(ctx: DecisionContext) -> None:
     for run_id, entry in _in_order(ctx):
         ref = ref_of(ctx, run_id)
         if entry.team_id is not None and entry.team_id not in ctx.view.teams:
-            _fail(ctx, ref, entry, "unknown_team")
+            fail(ctx, ref, entry.workflow, "unknown_team", team_id=entry.team_id)
             resume(ctx, ref)
         elif try_assign(Request.of(entry), ref, ctx, entry.workflow) is None:
             resume(ctx, ref)
@@ -32,27 +30,10 @@ def leave_closed(ctx: DecisionContext, conversation_id: ConversationId) -> None:
     for run_id, entry in _in_order(ctx):
         if entry.conversation_id == conversation_id:
             ref = ref_of(ctx, run_id)
-            _fail(ctx, ref, entry, "conversation_closed")
+            fail(ctx, ref, entry.workflow, "conversation_closed", team_id=entry.team_id)
             end(ctx, ref, "cancelled")
 
 
 def _in_order(ctx: DecisionContext) -> list[tuple[RunId, QueueEntry]]:
     entries = sorted(ctx.view.queue.items(), key=lambda item: item[1].position)
     return [(run_id, e) for run_id, e in entries if run_id not in ctx.resumed]
-
-
-def _fail(ctx: DecisionContext, ref: RunRef, entry: QueueEntry, reason: str) -> None:
-    ctx.emit(
-        AssignmentFailed,
-        AssignmentFailedData.model_validate(
-            {
-                "contact_id": entry.contact_id,
-                "conversation_id": entry.conversation_id,
-                "team_id": entry.team_id,
-                "reason": reason,
-                "explanation": Explanation(candidates=[]),
-                "workflow": entry.workflow,
-            }
-        ),
-        subject=ref.run.contact_id,
-    )

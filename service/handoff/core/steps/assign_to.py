@@ -19,6 +19,7 @@ from handoff.core.events import (
     ContactUnassigned,
     ContactUnassignedData,
     Explanation,
+    FailureReason,
     RunWaiting,
     RunWaitingData,
     WorkflowRef,
@@ -30,7 +31,7 @@ from handoff.core.run_ref import Goto, RunRef
 from handoff.core.view import WORKSPACE_CURSOR, QueueEntry
 from handoff.core.workflow import AssignTo
 
-__all__ = ["Request", "decide", "time_out", "try_assign"]
+__all__ = ["Request", "decide", "fail", "time_out", "try_assign"]
 
 
 @dataclass(frozen=True)
@@ -63,18 +64,7 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
             "unknown_team" if team is None else "team_empty" if not team.members else None
         )
         if reason is not None:
-            ctx.emit(
-                AssignmentFailed,
-                AssignmentFailedData(
-                    contact_id=run.run.contact_id,
-                    conversation_id=run.run.conversation_id,
-                    team_id=request.team_id,
-                    reason=reason,
-                    explanation=Explanation(candidates=[]),
-                    workflow=run.at(step.id),
-                ),
-                subject=run.run.contact_id,
-            )
+            fail(ctx, run, run.at(step.id), reason, team_id=request.team_id)
             return "next"
     explanation = try_assign(request, run, ctx, run.at(step.id))
     if explanation is None:
@@ -107,19 +97,34 @@ def time_out(
 ) -> Goto:
     """Nobody took the contact in time: it leaves the queue, the run takes `on_timeout`."""
     request = Request.of(step)
+    explanation = explanation or _explain(request, ctx)
+    fail(ctx, run, run.at(step.id), "timeout", team_id=request.team_id, explanation=explanation)
+    return Goto(run.workflow.first_of(step.on_timeout, run.workflow.next_after(step.id)))
+
+
+def fail(
+    ctx: DecisionContext,
+    run: RunRef,
+    ref: WorkflowRef,
+    reason: FailureReason,
+    *,
+    team_id: TeamId | None = None,
+    user_id: UserId | None = None,
+    explanation: Explanation | None = None,
+) -> None:
     ctx.emit(
         AssignmentFailed,
         AssignmentFailedData(
             contact_id=run.run.contact_id,
             conversation_id=run.run.conversation_id,
-            team_id=request.team_id,
-            reason="timeout",
-            explanation=explanation or _explain(request, ctx),
-            workflow=run.at(step.id),
+            team_id=team_id,
+            user_id=user_id,
+            reason=reason,
+            explanation=explanation or Explanation(candidates=[]),
+            workflow=ref,
         ),
         subject=run.run.contact_id,
     )
-    return Goto(run.workflow.first_of(step.on_timeout, run.workflow.next_after(step.id)))
 
 
 def try_assign(
@@ -170,18 +175,7 @@ def _explain(request: Request, ctx: DecisionContext) -> Explanation:
 def _assign_user(user_id: UserId, run: RunRef, ctx: DecisionContext, ref: WorkflowRef) -> None:
     contact_id = run.run.contact_id
     if user_id not in ctx.view.users:
-        ctx.emit(
-            AssignmentFailed,
-            AssignmentFailedData(
-                contact_id=contact_id,
-                conversation_id=run.run.conversation_id,
-                user_id=user_id,
-                reason="unknown_user",
-                explanation=Explanation(candidates=[]),
-                workflow=ref,
-            ),
-            subject=contact_id,
-        )
+        fail(ctx, run, ref, "unknown_user", user_id=user_id)
         return
     previous = ctx.assignee(contact_id)
     if previous == user_id:
