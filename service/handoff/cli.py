@@ -28,7 +28,13 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        for e in err.errors(include_url=False):
+            name = "HANDOFF_" + "_".join(str(p) for p in e["loc"]).upper()
+            print(f"handoff: {name}: {e['msg']} (got {e['input']!r})", file=sys.stderr)
+        return 2
     command: int = args.handler(settings, args)
     return command
 
@@ -157,7 +163,14 @@ def _tail(settings: Settings, args: argparse.Namespace) -> int:
     topics = list(settings.output_topics.values())
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            tail(_bootstrap(settings), topics, args.from_beginning, args.json, args.timeout)
+            tail(
+                _bootstrap(settings),
+                topics,
+                args.from_beginning,
+                args.json,
+                args.timeout,
+                settings.kafka_options(),
+            )
         )
     return 0
 

@@ -92,6 +92,7 @@ def process_env(settings: Settings, **more: str) -> dict[str, str]:
         "HANDOFF_PARTITIONS": str(settings.partitions),
         "HANDOFF_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
         "HANDOFF_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
+        "HANDOFF_HTTP_PORT": str(settings.http_port),
         **more,
     }
 
@@ -116,7 +117,7 @@ def settings_for(bootstrap: str, dsn: str, prefix: str, **overrides: Any) -> Set
         partitions=4,
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
-        **overrides,
+        **{"http_port": 0, **overrides},
     )
 
 

@@ -51,6 +51,8 @@ class Skipped:
 @dataclass(frozen=True, slots=True)
 class Rejected:
     reason: str
+    kind: str = "invalid"
+    """For counting: empty, too_large, nul, not_json, not_object, invalid, unreadable, poison."""
     time: None = None
 
 
@@ -62,22 +64,24 @@ def parse(raw: bytes | None, max_bytes: int) -> Parsed:
     try:
         return _parse(raw, max_bytes)
     except Exception as err:  # a record must not be able to stop the partition
-        return Rejected(f"unreadable record: {type(err).__name__}: {err}")
+        return Rejected(f"unreadable record: {type(err).__name__}: {err}", "unreadable")
 
 
 def _parse(raw: bytes | None, max_bytes: int) -> Parsed:
     if raw is None:
-        return Rejected("empty record (no value)")
+        return Rejected("empty record (no value)", "empty")
     if len(raw) > max_bytes:
-        return Rejected(f"record of {len(raw)} bytes is over the {max_bytes}-byte limit")
+        return Rejected(
+            f"record of {len(raw)} bytes is over the {max_bytes}-byte limit", "too_large"
+        )
     if b"\\u0000" in raw:
-        return Rejected("contains a NUL character (\\u0000), which PostgreSQL cannot store")
+        return Rejected("contains a NUL character (\\u0000), which PostgreSQL cannot store", "nul")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as err:
-        return Rejected(f"not JSON: {err}")
+        return Rejected(f"not JSON: {err}", "not_json")
     if not isinstance(obj, dict):
-        return Rejected(f"not a JSON object but {type(obj).__name__}")
+        return Rejected(f"not a JSON object but {type(obj).__name__}", "not_object")
     event_type = obj.get("type")
     if not isinstance(event_type, str):
         return Rejected(f"type: a string is required, not {type(event_type).__name__}")

@@ -32,7 +32,9 @@ async def send_events(
     settings: Settings, bootstrap: str, events: Iterable[dict[str, Any] | bytes]
 ) -> int:
     """Send each event to its topic; raw bytes (e.g. a malformed record) go to conversations."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    producer = AIOKafkaProducer(
+        **settings.kafka_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=2
+    )
     await producer.start()
     sent = 0
     try:

@@ -7,6 +7,7 @@ workspaces, and the merge reads them together.
 """
 
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -18,11 +19,15 @@ class TopicMismatch(RuntimeError):
 
 
 async def ensure_topics(
-    bootstrap: str, inputs: Iterable[str], outputs: Iterable[str], partitions: int
+    bootstrap: str,
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    partitions: int,
+    options: dict[str, Any],
 ) -> int:
     """Create what is missing; returns the input topics' partition count."""
     inputs, outputs = list(inputs), list(outputs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**options, bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

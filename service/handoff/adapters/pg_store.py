@@ -29,6 +29,7 @@ __all__ = [
     "InputKey",
     "OutboxRow",
     "commit_batch",
+    "count_outbox",
     "delete_outbox",
     "forget_positions",
     "input_key",
@@ -311,6 +312,13 @@ async def load_outbox(conn: Connection, partition: int, limit: int = 10_000) -> 
         limit,
     )
     return [OutboxRow(r["seq"], r["topic"], r["key"], r["value"]) for r in rows]
+
+
+async def count_outbox(conn: Connection, partitions: Sequence[int]) -> int:
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE partition = ANY($1::int[])", list(partitions)
+    )
+    return count
 
 
 async def delete_outbox(conn: Connection, partition: int, upto_seq: int) -> None:

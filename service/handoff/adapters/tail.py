@@ -43,10 +43,16 @@ def describe(event: dict[str, Any]) -> str:
 
 
 async def tail(
-    bootstrap: str, topics: list[str], from_beginning: bool, raw: bool, idle_timeout: float | None
+    bootstrap: str,
+    topics: list[str],
+    from_beginning: bool,
+    raw: bool,
+    idle_timeout: float | None,
+    options: dict[str, Any],
 ) -> None:
     consumer = AIOKafkaConsumer(
         *topics,
+        **options,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",

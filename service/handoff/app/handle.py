@@ -7,9 +7,12 @@ commits atomically. The views live in memory per owned partition and are written
 if the commit fails the caller drops them, so memory never runs ahead of the database.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+
+import structlog
 
 from handoff.adapters.cloudevents import Accepted, Rejected, dead_letter, dump_event
 from handoff.adapters.pg_store import BatchWrite, Connection, input_key, load_views, seen_inputs
@@ -17,12 +20,14 @@ from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
 from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
-from handoff.core.events import OUTPUT_TOPIC_OF
+from handoff.core.events import OUTPUT_TOPIC_OF, AssignmentFailed
 from handoff.core.view import WorkspaceView
 from handoff_projections import Changed, evolve
 from handoff_projections.rows import dump_row, row_value
 
 __all__ = ["BatchStats", "PartitionState", "PoisonRecord", "handle_batch"]
+
+log = structlog.get_logger("handoff.handle")
 
 
 class PoisonRecord(Exception):
@@ -46,11 +51,15 @@ class PartitionState:
 
 @dataclass
 class BatchStats:
-    applied: int = 0
+    """What a batch did, for the log line and the metrics."""
+
+    applied: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     skipped: int = 0
-    dead_lettered: int = 0
-    decided: dict[str, int] = field(default_factory=dict)
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    decided: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(type, strategy or '') -> count."""
+    failed: Counter[str] = field(default_factory=Counter)
 
 
 async def handle_batch(
@@ -70,7 +79,8 @@ async def handle_batch(
     changed: dict[str, set[Changed]] = {}
     outputs = settings.output_topics
 
-    def log(view: WorkspaceView, event: Envelope, source: Inbound | None) -> None:
+    def append(view: WorkspaceView, event: Envelope, source: Inbound | None) -> None:
+        """Fold an event into its view, and write it to the log (and the outbox)."""
         changed.setdefault(view.workspace_id, set()).update(evolve(view, event))
         body = dump_event(event)
         kafka = (source.topic, source.partition, source.offset) if source else None
@@ -84,7 +94,7 @@ async def handle_batch(
     for record in records:
         parsed = record.parsed
         if isinstance(parsed, Rejected):
-            stats.dead_lettered += 1
+            stats.dead_lettered[parsed.kind] += 1
             letter_key, letter = dead_letter(
                 record.value,
                 record.key,
@@ -93,6 +103,14 @@ async def handle_batch(
                 now,
             )
             batch.outbox.append((state.partition, outputs["deadletter"], letter_key, letter))
+            log.warning(
+                "dead-lettered",
+                workspace=letter_key.decode(errors="replace"),
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=parsed.reason,
+            )
         elif not isinstance(parsed, Accepted):
             stats.skipped += 1
         elif input_key(parsed.event) in seen:
@@ -102,13 +120,25 @@ async def handle_batch(
             seen.add(input_key(event))
             view = state.views[event.workspaceid]
             try:
-                log(view, event, record)
-                for decision in decide(view, event, now):
-                    log(view, decision, None)
-                    stats.decided[decision.type] = stats.decided.get(decision.type, 0) + 1
+                append(view, event, record)
+                decisions = decide(view, event, now)
+                for decision in decisions:
+                    append(view, decision, None)
+                    data = getattr(decision, "data", None)
+                    stats.decided[decision.type, getattr(data, "strategy", "")] += 1
+                    if isinstance(decision, AssignmentFailed):
+                        stats.failed[decision.data.reason] += 1
             except Exception as error:
                 raise PoisonRecord(record, error) from error
-            stats.applied += 1
+            stats.applied[event.type] += 1
+            log.debug(
+                "applied",
+                event_id=event.id,
+                workspace=event.workspaceid,
+                contact=event.subject or getattr(getattr(event, "data", None), "contact_id", None),
+                type=event.type,
+                decided=[d.type for d in decisions],
+            )
 
     for workspace_id, rows in changed.items():
         view = state.views[workspace_id]

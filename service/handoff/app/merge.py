@@ -27,6 +27,8 @@ class Inbound:
     key: bytes | None
     value: bytes | None
     parsed: Parsed
+    timestamp_ms: int | None = None
+    """When Kafka took the record (None for a timer): where end-to-end latency starts."""
 
     @property
     def from_kafka(self) -> bool:

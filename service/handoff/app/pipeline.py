@@ -25,13 +25,15 @@ from handoff.adapters.pg_store import (
     FROM_START,
     Fenced,
     commit_batch,
+    count_outbox,
     delete_outbox,
     load_due_timers,
     load_outbox,
     load_positions,
 )
-from handoff.app.handle import PartitionState, PoisonRecord, handle_batch
+from handoff.app.handle import BatchStats, PartitionState, PoisonRecord, handle_batch
 from handoff.app.merge import Inbound, Merger
+from handoff.app.metrics import Metrics
 from handoff.app.settings import Settings
 from handoff.core.ids import RunId
 from handoff.core.timers import TIMER_SOURCE, elapsed
@@ -66,6 +68,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         bootstrap: str,
         clock: Callable[[], datetime] = _utc_now,
         ready: asyncio.Event | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -79,7 +82,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._next_timer_poll = clock()
         self._lock = asyncio.Lock()
         self._ready = ready or asyncio.Event()
+        self._metrics = metrics or Metrics()
+        self.assignment_received = False
         self._consumer = AIOKafkaConsumer(
+            **settings.kafka_options(),
             bootstrap_servers=bootstrap,
             group_id=settings.group_id,
             enable_auto_commit=False,
@@ -90,6 +96,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
         )
         self._producer = AIOKafkaProducer(
+            **settings.kafka_options(),
             bootstrap_servers=bootstrap,
             acks="all",
             linger_ms=5,
@@ -139,9 +146,13 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 if expected != FROM_START and m.offset < expected:
                     continue  # fetched from an older position before our seek
                 parsed = self._parse(m)
-                owned.merger.add(Inbound(tp.topic, tp.partition, m.offset, m.key, m.value, parsed))
+                owned.merger.add(
+                    Inbound(tp.topic, tp.partition, m.offset, m.key, m.value, parsed, m.timestamp)
+                )
                 owned.next_offset[tp] = m.offset + 1
+            self._metrics.consumed.labels(tp.topic).inc(len(messages))
         positions = await self._positions()
+        self._measure_lag(positions)
         await self._restart_beyond_end(positions)
         ready = {
             p: o.merger.take_ready(self._caught_up(p, positions)) for p, o in self._owned.items()
@@ -167,9 +178,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             async with self._pool.acquire() as conn:
                 due = await load_due_timers(conn, list(self._owned), now)
+                backlog = await count_outbox(conn, list(self._owned))
         except Exception:
             log.exception("cannot read due timers; will retry")
             return {}
+        self._metrics.timers_due.set(len(due))
+        self._metrics.outbox_backlog.set(backlog)
         fired: dict[int, list[Inbound]] = {}
         for t in due:
             event = elapsed(t.workspace_id, RunId(t.run_id), t.step_id, t.kind, t.due_at)
@@ -178,10 +192,16 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             )
         return fired
 
+    def _measure_lag(self, positions: dict[TopicPartition, int | None]) -> None:
+        for tp, position in positions.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and position is not None:
+                self._metrics.lag.labels(tp.topic, str(tp.partition)).set(highwater - position)
+
     def _parse(self, m: ConsumerRecord[bytes, bytes]) -> Parsed:
         poisoned = self._poison.get((m.topic, m.partition, m.offset))
         if poisoned is not None:
-            return Rejected(poisoned)
+            return Rejected(poisoned, "poison")
         return parse(m.value, self._settings.max_record_bytes)
 
     async def _positions(self) -> dict[TopicPartition, int | None]:
@@ -258,8 +278,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             return {}
         except PoisonRecord as poison:
             r = poison.record
+            event = r.parsed.event if isinstance(r.parsed, Accepted) else None
             log.error(
                 "record could not be applied; it will be dead-lettered",
+                event_id=event.id if event else None,
+                workspace=event.workspaceid if event else None,
+                contact=event.subject if event else None,
                 topic=r.topic,
                 partition=r.partition,
                 offset=r.offset,
@@ -276,6 +300,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp, (_, reached) in batch.positions.items():
             owned.state.positions[tp] = reached
         await self._relay(partition)
+        self._measure(records, stats, started)
         log.info(
             "batch",
             partition=partition,
@@ -292,6 +317,23 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             for (t, p), (stored, reached) in batch.positions.items()
             if reached != stored
         }
+
+    def _measure(self, records: list[Inbound], stats: BatchStats, started: datetime) -> None:
+        m, done = self._metrics, self._clock()
+        m.batch.observe((done - started).total_seconds())
+        for r in records:
+            if r.timestamp_ms is not None and isinstance(r.parsed, Accepted):
+                m.end_to_end.observe(max(0.0, done.timestamp() - r.timestamp_ms / 1000))
+        for type_, n in stats.applied.items():
+            m.applied.labels(type_).inc(n)
+        m.skipped.labels("duplicate").inc(stats.duplicates)
+        m.skipped.labels("unknown_type").inc(stats.skipped)
+        for kind, n in stats.dead_lettered.items():
+            m.dead_lettered.labels(kind).inc(n)
+        for (type_, strategy), n in stats.decided.items():
+            m.decisions.labels(type_, strategy).inc(n)
+        for reason, n in stats.failed.items():
+            m.assignment_failures.labels(reason).inc(n)
 
     def _retake(self, partition: int) -> None:
         """Forget what is held for the partition (views, buffered records) and take it anew
@@ -361,4 +403,6 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             for partition in sorted({tp.partition for tp in assigned}):
                 await self._take(partition)
             log.info("assigned", partitions=sorted({tp.partition for tp in assigned}))
+            self._metrics.partitions.set(len(self._owned))
+        self.assignment_received = True
         self._ready.set()

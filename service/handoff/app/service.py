@@ -12,6 +12,8 @@ import structlog
 
 from handoff.adapters.kafka_topics import ensure_topics
 from handoff.adapters.pg_store import forget_positions, migrate
+from handoff.app.http import serve_http
+from handoff.app.metrics import Metrics
 from handoff.app.pipeline import Pipeline
 from handoff.app.settings import Settings
 
@@ -24,7 +26,12 @@ async def serve(
     settings: Settings, stop: asyncio.Event, ready: asyncio.Event | None = None
 ) -> None:
     """Run until `stop` is set; `ready` is set once partitions are assigned."""
+    metrics = Metrics()
+    started = _Started()
     async with AsyncExitStack() as stack:
+        if settings.http_port:
+            server = await serve_http(settings.http_port, metrics, started.readiness)
+            stack.push_async_callback(_close, server)
         bootstrap, dsn = settings.kafka_bootstrap, settings.database_url
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         if bootstrap is None or dsn is None:
@@ -34,7 +41,7 @@ async def serve(
                 pg = EmbeddedPostgres(settings.data_dir / "postgres")
                 dsn = await asyncio.to_thread(pg.start)
                 stack.callback(pg.stop)
-                log.info("embedded postgresql started", dsn=dsn)
+                log.info("embedded postgresql started", data_dir=str(settings.data_dir))
             if bootstrap is None:
                 broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log")
                 # Not in a worker thread: the broker dies with the thread that started it.
@@ -44,16 +51,23 @@ async def serve(
                 marker.write_text(bootstrap)
                 stack.callback(marker.unlink, missing_ok=True)
                 log.info("embedded broker started", bootstrap=bootstrap)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=settings.partitions + 4)
+        started.pool = pool = await asyncpg.create_pool(
+            dsn, min_size=1, max_size=settings.partitions + 4, ssl=settings.database_sslmode
+        )
         stack.push_async_callback(pool.close)
         applied = await migrate(pool)
+        started.migrated = True
         log.info("database ready", migrations_applied=applied)
         if settings.kafka_bootstrap is None:
             # A new in-memory broker: positions from an earlier run name offsets it never had.
             async with pool.acquire() as conn:
                 await forget_positions(conn, settings.group_id)
         partitions = await ensure_topics(
-            bootstrap, settings.input_topics, settings.output_topics.values(), settings.partitions
+            bootstrap,
+            settings.input_topics,
+            settings.output_topics.values(),
+            settings.partitions,
+            settings.kafka_options(),
         )
         log.info(
             "listening",
@@ -62,4 +76,32 @@ async def serve(
             outputs=list(settings.output_topics.values()),
             partitions=partitions,
         )
-        await Pipeline(settings, pool, bootstrap, ready=ready).run(stop)
+        started.pipeline = Pipeline(settings, pool, bootstrap, ready=ready, metrics=metrics)
+        await started.pipeline.run(stop)
+
+
+class _Started:
+    """How far start-up got, for `/readyz`."""
+
+    def __init__(self) -> None:
+        self.pool: asyncpg.Pool | None = None
+        self.migrated = False
+        self.pipeline: Pipeline | None = None
+
+    async def readiness(self) -> dict[str, bool]:
+        database = False
+        if self.pool is not None:
+            try:
+                database = await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2) == 1
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                database = False
+        return {
+            "database": database,
+            "migrations": self.migrated,
+            "kafka_partitions_assigned": bool(self.pipeline and self.pipeline.assignment_received),
+        }
+
+
+async def _close(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()

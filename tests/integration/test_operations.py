@@ -1,0 +1,101 @@
+"""The service as operators see it: /healthz, /readyz and /metrics on HANDOFF_HTTP_PORT."""
+
+import asyncio
+import os
+import socket
+import sys
+
+import pytest
+
+from tests.builders import assign_team, opened, presence, team, user, workflow
+from tests.integration.harness import routed, running, settings_for
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    await writer.drain()
+    response = (await reader.read()).decode()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = response.partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def _sample(metrics: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` that carry `labels`, in Prometheus text format."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith((f"{name}{{", f"{name} "))
+        and all(f'{k}="{v}"' in line for k, v in labels.items())
+    )
+
+
+async def test_health_readiness_and_metrics_on_the_http_port(
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str
+) -> None:
+    port = _free_port()
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix, http_port=port)
+    ws = "ops"
+    async with running(settings) as stack:
+        assert await _get(port, "/healthz") == (200, "ok\n")
+        status, body = await _get(port, "/readyz")
+        assert status == 200, body
+        assert body.splitlines() == [
+            "database: ok",
+            "migrations: ok",
+            "kafka_partitions_assigned: ok",
+        ]
+        await stack.send(
+            user("ann", ws=ws),
+            presence("ann", ws=ws),
+            team("t", "ann", ws=ws),
+            workflow(assign_team("t", only_online=True), ws=ws),
+            opened("c1", ws=ws),
+            presence("ann", "offline", ws=ws),
+            opened("c2", ws=ws),
+        )
+        await stack.send_raw("topic_conversations", b"{broken", key=ws.encode())
+        await stack.outputs(lambda o: len(routed(o, ws)) >= 2)
+        await asyncio.sleep(1.5)  # the gauges are refreshed with the timer poll, once a second
+        status, metrics = await _get(port, "/metrics")
+        assert await _get(port, "/nowhere") == (404, "not found\n")
+    assert status == 200
+    assert _sample(metrics, "handoff_events_consumed_total") >= 8
+    assert _sample(metrics, "handoff_events_applied_total", type="conversation.opened") == 2
+    assert _sample(metrics, "handoff_events_dead_lettered_total", reason="not_json") == 1
+    assert (
+        _sample(metrics, "handoff_decisions_total", type="contact.assigned", strategy="round_robin")
+        == 1
+    )
+    assert _sample(metrics, "handoff_decisions_total", type="assignment.queued") == 1
+    assert _sample(metrics, "handoff_end_to_end_seconds_count") == 7  # the accepted inputs
+    assert _sample(metrics, "handoff_batch_seconds_count") >= 1
+    assert _sample(metrics, "handoff_partitions_assigned") == 4
+    assert "handoff_consumer_lag{" in metrics
+    assert "handoff_outbox_backlog " in metrics
+    assert "handoff_timers_due " in metrics
+
+
+async def test_a_bad_setting_names_its_variable_and_stops_the_start() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "handoff.cli",
+        "run",
+        env={**os.environ, "HANDOFF_PARTITIONS": "many"},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"HANDOFF_PARTITIONS: Input should be a valid integer" in err
