@@ -1,5 +1,5 @@
 """`schemas/asyncapi.yaml` is what the code renders, is a well-formed AsyncAPI 3 document, and
-lays out exactly the topics and event types of the contract with the schemas of `schemas/events/`."""
+lays out exactly the contract's topics and event types, with the schemas of `schemas/events/`."""
 
 import json
 import warnings
@@ -46,6 +46,20 @@ def resolve(doc: dict[str, Any], ref: str) -> Any:
         assert key in node, f"{ref}: no {key!r}"
         node = node[key]
     return node
+
+
+def unhoist(type_: str, node: Any) -> Any:
+    """`node` with its `#/components/schemas/<type_>.<name>` refs back as `#/$defs/<name>`."""
+    if isinstance(node, list):
+        return [unhoist(type_, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: unhoist(type_, value) for key, value in node.items()}
+    if isinstance(out.get("$ref"), str):
+        prefix = f"#/components/schemas/{type_}."
+        assert out["$ref"].startswith(prefix), f"{type_} refers outside itself: {out['$ref']}"
+        out["$ref"] = "#/$defs/" + out["$ref"].removeprefix(prefix)
+    return out
 
 
 def test_asyncapi_file_is_up_to_date() -> None:
@@ -122,22 +136,9 @@ def test_the_payload_schemas_are_the_schema_files(doc: dict[str, Any]) -> None:
     """Putting each type's hoisted `$defs` back gives its file in `schemas/events/` exactly."""
     components = doc["components"]["schemas"]
     for type_ in doc["components"]["messages"]:
-        prefix = f"#/components/schemas/{type_}."
-
-        def back(node: Any, prefix: str = prefix) -> Any:
-            if isinstance(node, list):
-                return [back(item) for item in node]
-            if not isinstance(node, dict):
-                return node
-            out = {key: back(value) for key, value in node.items()}
-            if isinstance(out.get("$ref"), str):
-                assert out["$ref"].startswith(prefix), f"{type_} refers outside itself"
-                out["$ref"] = "#/$defs/" + out["$ref"].removeprefix(prefix)
-            return out
-
-        schema = back(components[type_])
+        schema = unhoist(type_, components[type_])
         defs = {
-            key.removeprefix(f"{type_}."): back(value)
+            key.removeprefix(f"{type_}."): unhoist(type_, value)
             for key, value in components.items()
             if key.startswith(f"{type_}.") and "." not in key.removeprefix(f"{type_}.")
         }
