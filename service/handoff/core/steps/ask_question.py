@@ -15,11 +15,10 @@ from handoff.core.events import (
     MessageRequestedData,
     QuestionAsked,
     QuestionAskedData,
-    RunWaiting,
-    RunWaitingData,
 )
 from handoff.core.run_ref import Goto, RunRef
 from handoff.core.steps.cancel import cancelled_if_closed
+from handoff.core.steps.wait import sleep
 from handoff.core.workflow import AskQuestion
 
 __all__ = ["answer", "decide", "fail", "match"]
@@ -30,9 +29,7 @@ def decide(step: AskQuestion, run: RunRef, ctx: DecisionContext) -> Literal["blo
         return "blocked"
     _ask(step, run, ctx, attempt=1)
     if step.timeout is not None:
-        until = ctx.cause.time + to_timedelta(step.timeout)
-        data = RunWaitingData(run_id=run.run_id, step_id=step.id, until=until, kind="question")
-        ctx.emit(RunWaiting, data, subject=run.run.contact_id)
+        sleep(run, ctx, step.id, to_timedelta(step.timeout), "question")
     return "blocked"
 
 

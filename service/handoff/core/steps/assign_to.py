@@ -20,14 +20,13 @@ from handoff.core.events import (
     ContactUnassignedData,
     Explanation,
     FailureReason,
-    RunWaiting,
-    RunWaitingData,
     WorkflowRef,
 )
 from handoff.core.ids import TeamId, UserId
 from handoff.core.rules import RULES
 from handoff.core.rules.eligibility import candidates
 from handoff.core.run_ref import Goto, RunRef
+from handoff.core.steps.wait import sleep
 from handoff.core.view import WORKSPACE_CURSOR, QueueEntry
 from handoff.core.workflow import AssignTo
 
@@ -86,9 +85,7 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
         ),
         subject=run.run.contact_id,
     )
-    until = ctx.cause.time + timeout
-    data = RunWaitingData(run_id=run.run_id, step_id=step.id, until=until, kind="queue")
-    ctx.emit(RunWaiting, data, subject=run.run.contact_id)
+    sleep(run, ctx, step.id, timeout, "queue")
     return "blocked"
 
 

@@ -4,6 +4,7 @@ The wait is measured from the time of the event being decided (not the wall cloc
 backlog applied late waits as it would have live, and a replay decides the same.
 """
 
+from datetime import timedelta
 from typing import Literal
 
 from handoff.core.context import DecisionContext
@@ -11,15 +12,23 @@ from handoff.core.durations import to_timedelta
 from handoff.core.events import RunWaiting, RunWaitingData
 from handoff.core.run_ref import RunRef
 from handoff.core.steps.cancel import cancelled_if_closed
+from handoff.core.timers import TimerKind
 from handoff.core.workflow import Wait
 
-__all__ = ["decide"]
+__all__ = ["decide", "sleep"]
 
 
 def decide(step: Wait, run: RunRef, ctx: DecisionContext) -> Literal["blocked"]:
     if cancelled_if_closed(run, ctx):
         return "blocked"
-    until = ctx.cause.time + to_timedelta(step.duration)
-    data = RunWaitingData(run_id=run.run_id, step_id=step.id, until=until, kind="wait")
-    ctx.emit(RunWaiting, data, subject=run.run.contact_id)
+    sleep(run, ctx, step.id, to_timedelta(step.duration), "wait")
     return "blocked"
+
+
+def sleep(
+    run: RunRef, ctx: DecisionContext, step_id: str, duration: timedelta, kind: TimerKind
+) -> None:
+    """Set the run's timer `duration` after the decided event (every step that waits)."""
+    until = ctx.cause.time + duration
+    data = RunWaitingData(run_id=run.run_id, step_id=step_id, until=until, kind=kind)
+    ctx.emit(RunWaiting, data, subject=run.run.contact_id)
