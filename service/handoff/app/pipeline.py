@@ -8,6 +8,7 @@ between commit and produce re-sends the same ids and never loses one.
 """
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -395,6 +396,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._lock:
             for partition in {tp.partition for tp in revoked}:
                 self._owned.pop(partition, None)
+                for topic in self._topics:  # a partition we do not own has no lag of ours
+                    with contextlib.suppress(KeyError):
+                        self._metrics.lag.remove(topic, str(partition))
+            self._metrics.partitions.set(len(self._owned))
                 self._to_take.discard(partition)
                 self._to_relay.discard(partition)
 

@@ -33,8 +33,8 @@ async def serve(
             server = await serve_http(settings.http_port, metrics, started.readiness)
             stack.push_async_callback(_close, server)
         bootstrap, dsn = settings.kafka_bootstrap, settings.database_url
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         if bootstrap is None or dsn is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
             from handoff.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
 
             if dsn is None:
