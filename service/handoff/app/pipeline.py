@@ -396,12 +396,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._lock:
             for partition in {tp.partition for tp in revoked}:
                 self._owned.pop(partition, None)
+                self._to_take.discard(partition)
+                self._to_relay.discard(partition)
                 for topic in self._topics:  # a partition we do not own has no lag of ours
                     with contextlib.suppress(KeyError):
                         self._metrics.lag.remove(topic, str(partition))
             self._metrics.partitions.set(len(self._owned))
-                self._to_take.discard(partition)
-                self._to_relay.discard(partition)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:
