@@ -310,7 +310,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             duplicates=stats.duplicates,
             skipped=stats.skipped,
             dead_lettered=stats.dead_lettered,
-            decided=stats.decided,
+            decided={"/".join(filter(None, k)): n for k, n in stats.decided.items()},
             ms=round((self._clock() - started).total_seconds() * 1000, 1),
         )
         return {
