@@ -1,15 +1,19 @@
-# The two commands a newcomer needs: `make run` and `make test`. Each sets itself up.
+# The two commands a newcomer needs: `make demo` and `make test`. Each sets itself up.
+# `make run` runs the service alone on the embedded default.
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: demo run test lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[embedded,dev]'
+	$(VENV)/bin/pip install --quiet -e '.[embedded,dev,demo]'
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/handoff demo
 
 run: $(STAMP)
 	$(VENV)/bin/handoff run

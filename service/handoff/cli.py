@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--timeout", type=float, default=None, help="stop after S idle seconds")
     tail.set_defaults(handler=_tail)
 
+    from handoff.demo.options import add_arguments as demo_arguments
+
+    demo = sub.add_parser(
+        "demo", help="play a simulated day through the embedded stack and the service"
+    )
+    demo_arguments(demo)
+    demo.set_defaults(handler=_demo)
+
     replay = sub.add_parser(
         "replay", help="re-decide the event log to audit it; --rebuild rewrites the projections"
     )
@@ -86,6 +94,13 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.demo.options import options_from
+    from handoff.demo.run import run
+
+    return run(settings, options_from(args))
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ def write_chart(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     roles = roles or {}
     workspaces = [w.workspace_id for w in summary.workspaces]
@@ -65,6 +66,7 @@ def write_chart(
             queue.set_ylim(0, max(4, max(ys) * 2.2))
             queue.set_ylabel("waiting in queue", color="tab:red", fontsize=8)
             queue.tick_params(axis="y", colors="tab:red", labelsize=8)
+            queue.yaxis.set_major_locator(MaxNLocator(integer=True))
         row = next(w for w in summary.workspaces if w.workspace_id == ws)
         ax.set_title(
             f"{ws}: {row.opened} conversations, {row.reassignments} reassigned, "
@@ -74,6 +76,7 @@ def write_chart(
         )
         ax.set_ylabel("assignments so far")
         ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=1 if len(series) < 7 else 2)
     bottom = axes[-1, 0]

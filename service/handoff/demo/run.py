@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
@@ -44,6 +43,7 @@ from handoff.adapters.kafka_send import input_topic_for
 from handoff.app.logs import configure
 from handoff.app.service import serve
 from handoff.app.settings import Settings
+from handoff.demo.options import DemoOptions, add_arguments, options_from
 from handoff.demo.summary import Routing, Summary, queue_reason, summarize
 from handoff.demo.traffic import (
     DAY,
@@ -54,7 +54,7 @@ from handoff.demo.traffic import (
     simulate_day,
 )
 
-__all__ = ["DemoOptions", "demo", "main"]
+__all__ = ["DemoOptions", "demo", "main", "run"]
 
 _LEAD = 1.5
 """Wall seconds between making the day and its 00:00, so the setup is not sent late."""
@@ -64,27 +64,14 @@ _QUIET_MAX = 30.0
 """... or after this long at most."""
 
 
-@dataclass(frozen=True, slots=True)
-class DemoOptions:
-    """What the command line can change (`handoff demo --help`)."""
-
-    workspaces: int = 3
-    conversations: int = 150
-    agents: tuple[int, int] = (3, 5)
-    seed: int = 1
-    day_seconds: float = 75.0
-    """Wall seconds the simulated day lasts."""
-    out_dir: Path = Path(".")
-    chart: bool = True
-
-
 async def demo(
     settings: Settings | None = None,
-    options: DemoOptions = DemoOptions(),
+    options: DemoOptions | None = None,
     out: TextIO | None = None,
 ) -> Summary:
     """Play the day; return what it came to (also printed to `out`, stdout by default)."""
     base = settings or Settings()
+    options = options or DemoOptions()
     stream = out or sys.stdout
 
     def say(line: str = "") -> None:
@@ -129,7 +116,7 @@ async def demo(
 
         day = simulate_day(
             TrafficParams(
-                start=datetime.now(UTC) + timedelta(seconds=_LEAD),  # noqa: TID251 -- the edge
+                start=datetime.now(UTC) + timedelta(seconds=_LEAD),
                 workspaces=options.workspaces,
                 agents_per_team=options.agents,
                 conversations_per_workspace=options.conversations,
@@ -180,50 +167,10 @@ async def demo(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`handoff demo [options]`: the parser here, so the CLI only hands its arguments over."""
-    args = parser().parse_args(argv)
-    return run(Settings(), options_from(args))
-
-
-def parser(prog: str = "handoff demo") -> argparse.ArgumentParser:
-    """The demo's arguments; `add_arguments` puts the same on a CLI subparser."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    """`python -m handoff.demo.run [options]`, the same as `handoff demo [options]`."""
+    parser = argparse.ArgumentParser(prog="handoff demo", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return parser
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workspaces", type=int, default=3, help="workspaces to simulate [3]")
-    parser.add_argument(
-        "--conversations", type=int, default=150, help="conversations per workspace [150]"
-    )
-    parser.add_argument(
-        "--agents", default="3-5", help="agents per team, a range LOW-HIGH or one number [3-5]"
-    )
-    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated traffic [1]")
-    parser.add_argument(
-        "--day-seconds",
-        type=float,
-        default=75.0,
-        help="wall seconds the simulated day lasts [75]",
-    )
-    parser.add_argument(
-        "--out-dir", type=Path, default=Path("."), help="where handoff-demo.png goes [.]"
-    )
-    parser.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
-
-
-def options_from(args: argparse.Namespace) -> DemoOptions:
-    low, _, high = str(args.agents).partition("-")
-    return DemoOptions(
-        workspaces=args.workspaces,
-        conversations=args.conversations,
-        agents=(int(low), int(high or low)),
-        seed=args.seed,
-        day_seconds=args.day_seconds,
-        out_dir=args.out_dir,
-        chart=not args.no_chart,
-    )
+    return run(Settings(), options_from(parser.parse_args(argv)))
 
 
 def run(settings: Settings, options: DemoOptions) -> int:
@@ -533,4 +480,8 @@ def _chart(
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)  # noqa: TID251 -- the demo plays in real time
+    return datetime.now(UTC)  # the demo plays in real time
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -66,6 +66,8 @@ class WorkspaceRow:
     """`assignment.queued` by why nobody was eligible (see `queue_reason`)."""
     failed: Mapping[str, int]
     """`assignment.failed` by reason."""
+    waiting_at_end: int
+    """Contacts still in a queue when the day ended."""
     decided_p50_ms: float | None
     """Wall milliseconds from an input's time to the outputs it caused."""
     decided_p90_ms: float | None
@@ -131,12 +133,16 @@ class Summary:
                 f"{sum(w.failed.values()):>6} {decided:>18}"
             )
         reasons = [
-            f"  {w.workspace_id:<10} queued: {_counts(w.queued)}; failed: {_counts(w.failed)}"
+            f"  {w.workspace_id:<10} queued: {_counts(w.queued)}; failed: {_counts(w.failed)}; "
+            f"still waiting at 24:00: {w.waiting_at_end}"
             for w in self.workspaces
             if w.queued or w.failed
         ]
         if reasons:
             lines += ["", "Why queued / failed", *reasons]
+        if self.outputs:
+            tally = ", ".join(f"{n} {kind}" for kind, n in sorted(self.outputs.items()))
+            lines += ["", f"Outputs: {tally}"]
         return "\n".join(lines)
 
 
@@ -162,6 +168,10 @@ class Routing:
         """Note a `conversation.opened` input (its id is the cause of a first routing)."""
         key = (event["workspaceid"], str(event["data"]["conversation_id"]))
         self._opened_by[key] = event["id"]
+
+    def routed(self, workspace_id: str, conversation_id: str) -> bool:
+        """Whether a routing output (assigned, queued, failed) named the conversation."""
+        return (workspace_id, conversation_id) in self._routed
 
     def see(self, output: CloudEvent) -> tuple[str | None, bool]:
         """For a routing output: (the agent the conversation moved from, or None; whether
@@ -216,6 +226,7 @@ def summarize(
     routing = Routing()
     input_time: dict[str, datetime] = {}
     opened: dict[tuple[str, str], float] = {}
+    contact_of: dict[tuple[str, str], str] = {}
     latest: dict[tuple[str, str], tuple[str, bool]] = {}  # contact -> (conversation, open)
     for event in inputs:
         ws, data = event["workspaceid"], event.get("data", {})
@@ -225,6 +236,7 @@ def summarize(
                 agents[ws].append(data["user_id"])
             case "conversation.opened":
                 opened[(ws, data["conversation_id"])] = sim(event["time"])
+                contact_of[(ws, data["conversation_id"])] = data["contact_id"]
                 routing.opened(event)
                 latest[(ws, data["contact_id"])] = (data["conversation_id"], True)
             case "conversation.closed":
@@ -236,6 +248,7 @@ def summarize(
     handed_off: Counter[tuple[str, str]] = Counter()
     series: dict[tuple[str, str], list[float]] = defaultdict(list)
     assignee: dict[tuple[str, str], str] = {}  # by contact
+    holders: dict[tuple[str, str], list[tuple[float, str | None]]] = defaultdict(list)
     first: dict[tuple[str, str], float] = {}
     queued: dict[str, Counter[str]] = defaultdict(Counter)
     failed: dict[str, Counter[str]] = defaultdict(Counter)
@@ -258,6 +271,7 @@ def summarize(
             assignments[(ws, user)] += 1
             series[(ws, user)].append(at)
             assignee[(ws, contact)] = user
+            holders[(ws, contact)].append((at, user))
             before, implicit = routing.see(event)
             if before is not None:
                 took_over[(ws, user)] += 1
@@ -268,6 +282,7 @@ def summarize(
                 first.setdefault((ws, conversation), since)
         elif kind == "contact.unassigned":
             assignee.pop((ws, contact), None)
+            holders[(ws, contact)].append((at, None))
         elif kind == "assignment.queued":
             routing.see(event)
             queued[ws][queue_reason(data.get("explanation", {}))] += 1
@@ -277,6 +292,16 @@ def summarize(
         else:
             continue
         _track_queue(in_queue[ws], waiting[ws], kind, contact, at)
+
+    for (ws, conversation), since in opened.items():
+        # Never routed, yet the contact had an assignee when it opened: routing it to that
+        # agent was a no-op, so the conversation was theirs from the start.
+        if (ws, conversation) not in first and not routing.routed(ws, conversation):
+            held = [
+                user for at, user in holders[(ws, contact_of[(ws, conversation)])] if at <= since
+            ]
+            if held and held[-1] is not None:
+                first[(ws, conversation)] = since
 
     open_at_end: Counter[tuple[str, str]] = Counter(
         (ws, user)
@@ -315,6 +340,7 @@ def summarize(
                 reassignments=sum(n for (w, _), n in took_over.items() if w == ws),
                 queued=dict(queued[ws]),
                 failed=dict(failed[ws]),
+                waiting_at_end=waiting[ws][-1][1] if waiting[ws] else 0,
                 decided_p50_ms=_quantile(sorted(latency[ws]), 0.5),
                 decided_p90_ms=_quantile(sorted(latency[ws]), 0.9),
             )

@@ -38,7 +38,7 @@ it knows it (`handoff.demo.run`).
 """
 
 import math
-import random  # noqa: TID251 -- seeded traffic for the demo and the benchmark, not the core
+import random  # seeded traffic for the demo and the benchmark, not the core
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,8 +74,14 @@ DAY = 86_400.0
 DEFAULT_COMPRESSION = DAY / 75
 """Simulated seconds per wall second: the day in 75 s."""
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "deploy" / "workflows"
-"""The shipped workflow templates, in the source tree (an editable install finds them)."""
+_PACKAGED = Path(__file__).resolve().parent / "templates"
+TEMPLATES_DIR = (
+    _PACKAGED
+    if _PACKAGED.is_dir()
+    else Path(__file__).resolve().parents[3] / "deploy" / "workflows"
+)
+"""The workflow templates: copied into the package by a wheel build (`handoff/demo/templates`),
+else the source tree's `deploy/workflows` (an editable install)."""
 
 _HOUR = 3600.0
 _MINUTE = 60.0
@@ -260,6 +266,30 @@ class _Profile:
     vip_share: float = 0.06
 
 
+# Relative arrival rates, hour by hour from 00:00.
+# fmt: off
+_SHOP_HOURS = (
+    2, 1.5, 1, 1, 1, 1.5, 3, 5, 7, 8, 9, 9,  # 00-11
+    8, 8, 9, 9, 8, 7, 7, 8, 8, 6, 4, 3,  # 12-23
+)
+_FOOD_HOURS = (
+    1, 0.5, 0.3, 0.2, 0.2, 0.3, 0.5, 1, 2, 3, 4, 8,  # 00-11
+    10, 8, 4, 3, 4, 6, 9, 10, 8, 5, 3, 2,  # 12-23
+)
+_LOGISTICS_HOURS = (
+    0.5, 0.3, 0.3, 0.3, 0.5, 1, 3, 6, 9, 10, 9, 8,  # 00-11
+    6, 7, 8, 8, 7, 5, 3, 2, 1.5, 1, 0.8, 0.6,  # 12-23
+)
+_TRAVEL_HOURS = (
+    0.5, 0.3, 0.3, 0.3, 0.5, 1, 2, 4, 6, 7, 8, 8,  # 00-11
+    7, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1, 0.8,  # 12-23
+)
+_BANK_HOURS = (
+    0.3, 0.2, 0.2, 0.2, 0.3, 0.5, 1, 3, 6, 8, 9, 9,  # 00-11
+    8, 8, 9, 8, 7, 5, 3, 2, 1, 1, 0.5, 0.4,  # 12-23
+)
+# fmt: on
+
 _PROFILES: tuple[_Profile, ...] = (
     _Profile(
         name="acme",
@@ -267,7 +297,7 @@ _PROFILES: tuple[_Profile, ...] = (
         template="round-robin-online-welcome",
         teams=("support",),
         staffing=(EARLY, LATE, NIGHT, EARLY, LATE),
-        hourly=(2, 1.5, 1, 1, 1, 1.5, 3, 5, 7, 8, 9, 9, 8, 8, 9, 9, 8, 7, 7, 8, 8, 6, 4, 3),
+        hourly=_SHOP_HOURS,
         capacity=None,
         reply_median=3 * _MINUTE,
         reply_sigma=0.9,
@@ -287,32 +317,7 @@ _PROFILES: tuple[_Profile, ...] = (
         template="least-open-contacts-online",
         teams=("support",),
         staffing=(Shift("day", 8 * _HOUR, 15 * _HOUR), Shift("evening", 14 * _HOUR, 21 * _HOUR)),
-        hourly=(
-            1,
-            0.5,
-            0.3,
-            0.2,
-            0.2,
-            0.3,
-            0.5,
-            1,
-            2,
-            3,
-            4,
-            8,
-            10,
-            8,
-            4,
-            3,
-            4,
-            6,
-            9,
-            10,
-            8,
-            5,
-            3,
-            2,
-        ),
+        hourly=_FOOD_HOURS,
         capacity=(3, 5),
         reply_median=4 * _MINUTE,
         reply_sigma=1.0,
@@ -331,32 +336,7 @@ _PROFILES: tuple[_Profile, ...] = (
         template="reassign-unanswered",
         teams=("support",),
         staffing=(Shift("early", 7 * _HOUR, 15 * _HOUR), Shift("late", 12 * _HOUR, 20 * _HOUR)),
-        hourly=(
-            0.5,
-            0.3,
-            0.3,
-            0.3,
-            0.5,
-            1,
-            3,
-            6,
-            9,
-            10,
-            9,
-            8,
-            6,
-            7,
-            8,
-            8,
-            7,
-            5,
-            3,
-            2,
-            1.5,
-            1,
-            0.8,
-            0.6,
-        ),
+        hourly=_LOGISTICS_HOURS,
         capacity=None,
         reply_median=9 * _MINUTE,
         reply_sigma=1.1,
@@ -376,7 +356,7 @@ _PROFILES: tuple[_Profile, ...] = (
         template="route-by-language",
         teams=("english", "spanish", "french"),
         staffing=(Shift("day", 8 * _HOUR, 16 * _HOUR), Shift("late", 13 * _HOUR, 21 * _HOUR)),
-        hourly=(0.5, 0.3, 0.3, 0.3, 0.5, 1, 2, 4, 6, 7, 8, 8, 7, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1, 0.8),
+        hourly=_TRAVEL_HOURS,
         capacity=None,
         reply_median=5 * _MINUTE,
         reply_sigma=0.9,
@@ -394,32 +374,7 @@ _PROFILES: tuple[_Profile, ...] = (
         template="vip-dedicated-agent",
         teams=("support",),
         staffing=(Shift("day", 8 * _HOUR, 16 * _HOUR), Shift("late", 12 * _HOUR, 20 * _HOUR)),
-        hourly=(
-            0.3,
-            0.2,
-            0.2,
-            0.2,
-            0.3,
-            0.5,
-            1,
-            3,
-            6,
-            8,
-            9,
-            9,
-            8,
-            8,
-            9,
-            8,
-            7,
-            5,
-            3,
-            2,
-            1,
-            1,
-            0.5,
-            0.4,
-        ),
+        hourly=_BANK_HOURS,
         capacity=None,
         reply_median=4 * _MINUTE,
         reply_sigma=0.8,
@@ -471,11 +426,9 @@ def _plan(
             shift = profile.staffing[i % len(profile.staffing)]
             user = next(pool)
             capacity = rng.randint(*profile.capacity) if profile.capacity else None
-            agents.append(
-                Agent(
-                    user, user.capitalize(), (team,), shift, "agent", capacity, _day_of(rng, shift)
-                )
-            )
+            colleague = sum(a.shift == shift for a in agents)
+            day = _day_of(rng, shift, colleague)
+            agents.append(Agent(user, user.capitalize(), (team,), shift, "agent", capacity, day))
             members.append(user)
         teams.append((team, tuple(members)))
     placeholders: dict[str, str] = {}
@@ -506,9 +459,10 @@ def _plan(
     )
 
 
-def _day_of(rng: random.Random, shift: Shift) -> tuple[tuple[float, str], ...]:
+def _day_of(rng: random.Random, shift: Shift, colleague: int = 0) -> tuple[tuple[float, str], ...]:
     """An agent's presence changes through the day: on a little early or late, a break in a
-    long shift, sometimes away for a moment, off around the shift's end."""
+    long shift, sometimes away for a moment, off around the shift's end. The `colleague`-th
+    agent of a shift takes the break at another time than the ones before, as teams do."""
     on = shift.start + rng.uniform(-10, 15) * _MINUTE
     off = shift.end + rng.uniform(-5, 20) * _MINUTE
     changes: list[tuple[float, str]] = []
@@ -521,7 +475,7 @@ def _day_of(rng: random.Random, shift: Shift) -> tuple[tuple[float, str], ...]:
     changes += [(0.0, "offline"), (on, "online")]
     busy: list[tuple[float, float]] = []
     if off - on >= 6 * _HOUR:
-        lunch = (on + off) / 2 + rng.uniform(-45, 45) * _MINUTE
+        lunch = (on + off) / 2 + ((colleague % 3 - 1) * 50 + rng.uniform(-8, 8)) * _MINUTE
         busy.append((lunch, lunch + rng.uniform(25, 40) * _MINUTE))
     if rng.random() < 0.3:
         moment = rng.uniform(on + _HOUR, off - _HOUR)
@@ -654,7 +608,8 @@ def _conversations(
     hours = rng.choices(range(24), weights=profile.hourly, k=params.conversations_per_workspace)
     opens = sorted(max(opening, h * _HOUR + rng.uniform(0, _HOUR)) for h in hours)
     contacts: list[_Contact] = []
-    spans = [s for a in plan.agents for s in a.online_spans()]
+    shifts = {a.user_id: a.online_spans() for a in plan.agents}
+    spans = [span for user_spans in shifts.values() for span in user_spans]
     messages = iter(range(1, 10**9))
 
     def add(sim: float, type_: str, data: dict[str, Any], contact: str) -> None:
@@ -705,7 +660,7 @@ def _conversations(
                 contact.free_at = closed
             continue
 
-        agent = _on_duty(rng, plan, reply)
+        agent = _on_duty(rng, shifts, reply)
         sent = {**ids, "message_id": message_id(), "sender": {"type": "user", "user_id": agent}}
         add(reply, "message.sent", sent, contact.contact_id)
         last = reply
@@ -764,10 +719,12 @@ def _available(spans: Sequence[tuple[float, float]], at: float) -> float | None:
     return min(later) if later else None
 
 
-def _on_duty(rng: random.Random, plan: WorkspacePlan, at: float) -> str:
+def _on_duty(
+    rng: random.Random, shifts: Mapping[str, Sequence[tuple[float, float]]], at: float
+) -> str:
     """An agent online at `at` (any agent if none is): whom the generator has answer."""
-    online = [a.user_id for a in plan.agents if any(s <= at < e for s, e in a.online_spans())]
-    return rng.choice(online or [a.user_id for a in plan.agents])
+    online = [user for user, spans in shifts.items() if any(s <= at < e for s, e in spans)]
+    return rng.choice(online or list(shifts))
 
 
 def _materialize(pending: Sequence[_Pending], params: TrafficParams) -> Iterator[CloudEvent]:
