@@ -2,13 +2,16 @@
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.builders import assign_team, opened, presence, team, user, workflow
-from tests.integration.harness import routed, running, settings_for
+from tests.integration.harness import Stack, process_env, routed, settings_for, start_process
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +44,32 @@ def _sample(metrics: str, name: str, **labels: str) -> float:
     )
 
 
+async def _ready(port: int, process: subprocess.Popen[bytes]) -> tuple[int, str]:
+    """/readyz once it answers 200 (the process is joining its group until then)."""
+    for _ in range(120):
+        assert process.poll() is None, "handoff run exited"
+        try:
+            status, body = await _get(port, "/readyz")
+        except OSError:  # not listening yet
+            status, body = 0, ""
+        if status == 200:
+            return status, body
+        await asyncio.sleep(0.5)
+    return status, body
+
+
 async def test_health_readiness_and_metrics_on_the_http_port(
-    kafka_bootstrap: str, fresh_database: str, topic_prefix: str
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     port = _free_port()
     settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix, http_port=port)
     ws = "ops"
-    async with running(settings) as stack:
-        assert await _get(port, "/healthz") == (200, "ok\n")
-        status, body = await _get(port, "/readyz")
+    process = start_process(process_env(settings), tmp_path / "handoff.log")
+    stack = Stack(settings)
+    try:
+        status, body = await _ready(port, process)
         assert status == 200, body
+        assert await _get(port, "/healthz") == (200, "ok\n")
         assert body.splitlines() == [
             "database: ok",
             "migrations: ok",
@@ -70,6 +89,10 @@ async def test_health_readiness_and_metrics_on_the_http_port(
         await asyncio.sleep(1.5)  # the gauges are refreshed with the timer poll, once a second
         status, metrics = await _get(port, "/metrics")
         assert await _get(port, "/nowhere") == (404, "not found\n")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        await stack.close()
     assert status == 200
     assert _sample(metrics, "handoff_events_consumed_total") >= 8
     assert _sample(metrics, "handoff_events_applied_total", type="conversation.opened") == 2
