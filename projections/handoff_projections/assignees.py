@@ -8,6 +8,7 @@ from handoff.core.ids import ContactId, UserId
 from handoff.core.inputs import ContactAssigneeChanged
 from handoff.core.view import WorkspaceView
 
+HANDLES = frozenset({"contact.assigned", "contact.unassigned", "contact.assignee_changed"})
 TABLES = ("assignees",)
 
 

@@ -6,6 +6,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.inputs import ContactUpdated, ConversationOpened
 from handoff.core.view import Contact, WorkspaceView
 
+HANDLES = frozenset({"contact.updated", "conversation.opened"})
 TABLES = ("contacts",)
 
 

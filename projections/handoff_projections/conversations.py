@@ -11,6 +11,14 @@ from handoff.core.ids import ContactId, ConversationId
 from handoff.core.inputs import ConversationClosed, ConversationOpened, MessageReceived, MessageSent
 from handoff.core.view import Conversation, WorkspaceView
 
+HANDLES = frozenset(
+    {
+        "conversation.opened",
+        "conversation.closed",
+        "message.received",
+        "message.sent",
+    }
+)
 TABLES = ("conversations", "open_conversations")
 
 _AUTOMATED = frozenset({"workflow", "broadcast"})

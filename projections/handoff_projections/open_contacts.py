@@ -13,6 +13,15 @@ from handoff.core.ids import ContactId, UserId
 from handoff.core.inputs import ContactAssigneeChanged, ConversationClosed, ConversationOpened
 from handoff.core.view import WorkspaceView
 
+HANDLES = frozenset(
+    {
+        "contact.assigned",
+        "contact.unassigned",
+        "contact.assignee_changed",
+        "conversation.opened",
+        "conversation.closed",
+    }
+)
 TABLES = ("open_contacts",)
 
 

@@ -6,6 +6,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.inputs import UserPresenceChanged, UserRemoved
 from handoff.core.view import WorkspaceView
 
+HANDLES = frozenset({"user.presence_changed", "user.removed"})
 TABLES = ("presence",)
 
 

@@ -16,6 +16,15 @@ from handoff.core.events import (
 from handoff.core.ids import RunId
 from handoff.core.view import QueueEntry, WorkspaceView
 
+HANDLES = frozenset(
+    {
+        "assignment.queued",
+        "contact.assigned",
+        "assignment.failed",
+        "run.step_entered",
+        "run.ended",
+    }
+)
 TABLES = ("queue",)
 
 

@@ -9,6 +9,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.events import ContactAssigned
 from handoff.core.view import WORKSPACE_CURSOR, WorkspaceView
 
+HANDLES = frozenset({"contact.assigned"})
 TABLES = ("rr_cursors",)
 
 

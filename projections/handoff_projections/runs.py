@@ -19,6 +19,18 @@ from handoff.core.events import (
 from handoff.core.ids import RunId
 from handoff.core.view import Run, WorkspaceView
 
+HANDLES = frozenset(
+    {
+        "run.started",
+        "run.step_entered",
+        "assignment.queued",
+        "run.waiting",
+        "run.question_asked",
+        "run.answered",
+        "run.jumped",
+        "run.ended",
+    }
+)
 TABLES = ("runs", "contact_workflows")
 
 _STATUS_OF_WAIT = {"wait": "waiting", "question": "asking", "queue": "queued"}

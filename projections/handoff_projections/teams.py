@@ -6,6 +6,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.inputs import TeamRemoved, TeamUpserted
 from handoff.core.view import Team, WorkspaceView
 
+HANDLES = frozenset({"team.upserted", "team.removed"})
 TABLES = ("teams",)
 
 

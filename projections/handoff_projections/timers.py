@@ -12,6 +12,7 @@ from handoff.core.ids import RunId
 from handoff.core.timers import TimerElapsed
 from handoff.core.view import Timer, WorkspaceView
 
+HANDLES = frozenset({"run.waiting", "timer.elapsed", "run.step_entered", "run.ended"})
 TABLES = ("timers",)
 
 

@@ -6,6 +6,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.inputs import UserRemoved, UserUpserted
 from handoff.core.view import User, WorkspaceView
 
+HANDLES = frozenset({"user.upserted", "user.removed"})
 TABLES = ("users",)
 
 

@@ -6,6 +6,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.inputs import WorkflowPublished, WorkflowUnpublished
 from handoff.core.view import PublishedWorkflow, WorkspaceView
 
+HANDLES = frozenset({"workflow.published", "workflow.unpublished"})
 TABLES = ("workflows", "workflow_versions")
 
 
