@@ -18,7 +18,8 @@ does not change the traffic of the others. The demo is an edge, not the decision
 stays free of randomness.
 
 What the day holds, per workspace (profiles cycle: shop, food delivery, logistics, language
-routing, VIP routing):
+routing, VIP routing; `TrafficParams.families` can add routing by the contact's answer and by
+shifts, so that a benchmark's stream covers every step type):
 - setup at 00:00: `user.upserted` for every agent (some with a capacity), `team.upserted`,
   each agent's presence at midnight, and a `workflow.published` made from a template in
   `deploy/workflows/`, pointed at the workspace (durations shortened by the compression);
@@ -51,6 +52,7 @@ from handoff.core.durations import to_timedelta
 from handoff.core.workflow import Workflow
 
 __all__ = [
+    "ALL_FAMILIES",
     "DAY",
     "DEFAULT_COMPRESSION",
     "TEMPLATES_DIR",
@@ -168,6 +170,10 @@ class TrafficParams:
     workspace_suffix: str = ""
     """Appended to every workspace id, so several runs can share one database."""
     templates_dir: Path = TEMPLATES_DIR
+    families: tuple[str, ...] = ()
+    """The workspace families (profiles) to cycle through, by name; empty: the demo's five
+    (acme, bistro, cargo, dune, ember). `ALL_FAMILIES` adds fjord (route-by-answer: a
+    question) and gale (shifts: a schedule, and a jump outside the shifts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +210,13 @@ def simulate_day(params: TrafficParams) -> Day:
     low, high = params.agents_per_team
     if not 1 <= low <= high:
         raise ValueError("TrafficParams.agents_per_team must be (low, high) with 1 <= low <= high")
+    profiles = _profiles(params.families)
     plans: list[WorkspacePlan] = []
     pending: list[_Pending] = []
     for index in range(params.workspaces):
         rng = random.Random(f"handoff-demo/{params.seed}/{index}")
-        profile = _PROFILES[index % len(_PROFILES)]
-        round_ = index // len(_PROFILES)
+        profile = profiles[index % len(profiles)]
+        round_ = index // len(profiles)
         workspace_id = profile.name + (f"-{round_ + 1}" if round_ else "")
         workspace_id += params.workspace_suffix
         plan = _plan(rng, profile, workspace_id, params)
@@ -390,6 +397,63 @@ _PROFILES: tuple[_Profile, ...] = (
         vip_share=0.15,
     ),
 )
+
+_MORE_PROFILES: tuple[_Profile, ...] = (
+    _Profile(
+        name="fjord",
+        business="software vendor: the contact picks Sales or Support",
+        template="route-by-answer",
+        teams=("sales", "support"),
+        staffing=(Shift("day", 8 * _HOUR, 17 * _HOUR), Shift("late", 12 * _HOUR, 20 * _HOUR)),
+        hourly=_BANK_HOURS,
+        capacity=None,
+        reply_median=5 * _MINUTE,
+        reply_sigma=0.9,
+        silent=0.07,
+        texts=(  # the first message answers the question, rightly or not
+            "Sales",
+            "support",
+            "1",
+            "2",
+            " Support ",
+            "I would like a demo of the product",
+            "My licence #{n} expired",
+        ),
+    ),
+    _Profile(
+        name="gale",
+        business="hotel chain: teams by shift (Madrid time), weekends jump to the morning team",
+        template="shifts",
+        teams=("morning", "afternoon", "night"),
+        staffing=(EARLY, LATE, NIGHT),
+        hourly=_TRAVEL_HOURS,
+        capacity=None,
+        reply_median=4 * _MINUTE,
+        reply_sigma=0.9,
+        silent=0.06,
+        texts=(
+            "Can I check in early?",
+            "Is the spa open on Sunday?",
+            "I left my charger in room #{n}",
+            "Do you have parking?",
+        ),
+    ),
+)
+
+ALL_FAMILIES: tuple[str, ...] = tuple(p.name for p in (*_PROFILES, *_MORE_PROFILES))
+"""Every workspace family, for `TrafficParams.families`: between them their templates use
+every workflow step type."""
+
+
+def _profiles(families: Sequence[str]) -> tuple[_Profile, ...]:
+    if not families:
+        return _PROFILES
+    known = {p.name: p for p in (*_PROFILES, *_MORE_PROFILES)}
+    unknown = [f for f in families if f not in known]
+    if unknown:
+        raise ValueError(f"TrafficParams.families: unknown {unknown}; known: {list(known)}")
+    return tuple(known[f] for f in families)
+
 
 _NAMES = (
     "ann", "bob", "cid", "dee", "eli", "fay", "gus", "hal", "ivy", "jon", "kim", "lou", "max",
