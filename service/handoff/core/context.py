@@ -6,7 +6,7 @@ decision, so the context keeps those few changes as an overlay on top of it.
 """
 
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -35,17 +35,16 @@ class DecisionContext:
 
     def emit(self, kind: type[E], data: BaseModel, subject: str | None) -> E:
         """Append an output whose id is derived from the cause and its place in the decision."""
-        # Built, not validated: every part is already a checked value (the data model was
-        # validated when the step made it), and this runs for every decision.
-        fields: dict[str, Any] = {
-            "id": self.derive_id(len(self.events)),
-            "time": self.now,
-            "workspaceid": self.view.workspace_id,
-            "subject": subject,
-            "causationid": self.cause.id,
-            "data": data,
-        }
-        event = cast(E, kind.model_construct(**fields))  # the plugin types it as the base
+        event = kind.model_validate(
+            {
+                "id": self.derive_id(len(self.events)),
+                "time": self.now,
+                "workspaceid": self.view.workspace_id,
+                "subject": subject,
+                "causationid": self.cause.id,
+                "data": data,
+            }
+        )
         self.events.append(event)
         if isinstance(event, ContactAssigned):
             self._reassign(event.data.contact_id, event.data.assignee_id)

@@ -34,7 +34,7 @@ def _candidate(
         reason = f"at the user's limit ({open_contacts}/{user.max_open_contacts})"
     elif step_limit is not None and open_contacts >= step_limit:
         reason = f"at the step's limit ({open_contacts}/{step_limit})"
-    return Candidate.model_construct(  # plain values, checked above: no validation needed
+    return Candidate(
         user_id=user_id,
         online=online,
         open_contacts=open_contacts,
