@@ -321,8 +321,13 @@ async def count_outbox(conn: Connection, partitions: Sequence[int]) -> int:
     return count
 
 
-async def delete_outbox(conn: Connection, partition: int, upto_seq: int) -> None:
-    await conn.execute("DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq)
+async def delete_outbox(conn: Connection, partition: int, upto_seq: int | None) -> None:
+    """Rows relayed: up to `upto_seq`, or all of the partition's (None)."""
+    await conn.execute(
+        "DELETE FROM outbox WHERE partition = $1 AND ($2::bigint IS NULL OR seq <= $2)",
+        partition,
+        upto_seq,
+    )
 
 
 async def replace_projections(conn: Connection, views: Iterable[WorkspaceView]) -> None:

@@ -300,7 +300,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             return {}
         for tp, (_, reached) in batch.positions.items():
             owned.state.positions[tp] = reached
-        await self._relay(partition)
+        await self._relay(partition, batch.outbox)
         self._measure(records, stats, started)
         log.info(
             "batch",
@@ -342,10 +342,25 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._owned.pop(partition, None) is not None:
             self._to_take.add(partition)
 
-    async def _relay(self, partition: int) -> None:
-        """Produce the partition's outbox in order; on failure, try again at the next step."""
+    async def _relay(
+        self, partition: int, just_written: list[tuple[int, str, bytes | None, bytes]] | None = None
+    ) -> None:
+        """Produce the partition's outbox in order; on failure, try again at the next step.
+
+        Right after a commit, when nothing older waits, the outbox of the partition holds
+        exactly the rows just written (we hold the partition's lock, and a fenced writer's
+        rows were rolled back): they are produced from memory, not read back.
+        """
         try:
             async with self._pool.acquire() as conn:
+                if just_written is not None and partition not in self._to_relay:
+                    sent = [
+                        await self._producer.send(topic, value, key=key)
+                        for _, topic, key, value in just_written
+                    ]
+                    await asyncio.gather(*sent)
+                    if just_written:
+                        await delete_outbox(conn, partition, None)
                 while rows := await load_outbox(conn, partition):
                     sent = [await self._producer.send(r.topic, r.value, key=r.key) for r in rows]
                     await asyncio.gather(*sent)
