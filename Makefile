@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test lint clean
+.PHONY: demo run test bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/handoff demo
+
+bench: $(STAMP)
+	$(VENV)/bin/handoff bench
 
 run: $(STAMP)
 	$(VENV)/bin/handoff run

@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     demo_arguments(demo)
     demo.set_defaults(handler=_demo)
 
+    from handoff.bench.options import add_arguments as bench_arguments
+
+    bench = sub.add_parser("bench", help="measure handoff against the bare Kafka pipe")
+    bench_arguments(bench)
+    bench.set_defaults(handler=_bench)
+
     replay = sub.add_parser(
         "replay", help="re-decide the event log to audit it; --rebuild rewrites the projections"
     )
@@ -99,6 +105,13 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from handoff.demo.options import options_from
     from handoff.demo.run import run
+
+    return run(settings, options_from(args))
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.bench.options import options_from
+    from handoff.bench.run import run
 
     return run(settings, options_from(args))
 

@@ -8,8 +8,9 @@ figures of one run share the machine's state but never each other's data.
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "Servers",
     "bench_settings",
     "create_database",
+    "create_topics",
     "produce",
     "wait_drained",
     "wall_now",
@@ -39,7 +41,7 @@ __all__ = [
 
 def wall_now() -> datetime:
     """The wall clock: the benchmark is an edge, like the demo."""
-    return datetime.now(UTC)  # noqa: TID251
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -120,17 +122,22 @@ async def create_topics(settings: Settings, extra_outputs: Sequence[str] = ()) -
     )
 
 
-async def produce(bootstrap: str, records: Sequence[Record], chunk: int = 5000) -> float:
-    """Send the records (acks=all), in order; returns the records/s it took."""
+async def produce(settings: Settings, records: Sequence[Record], chunk: int = 5000) -> float:
+    """Send the records to the input topics of `settings` (acks=all), in order; returns the
+    records/s it took."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        bootstrap_servers=settings.kafka_bootstrap or "",
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )
     await producer.start()
     started = time.perf_counter()
     try:
         for at in range(0, len(records), chunk):
             sent = [
-                await producer.send(r.topic, r.value, key=r.key) for r in records[at : at + chunk]
+                await producer.send(r.topic(settings), r.value, key=r.key)
+                for r in records[at : at + chunk]
             ]
             await asyncio.gather(*sent)
     finally:
@@ -147,6 +154,8 @@ class Drained:
     decisions: int
     outputs: int
     timer_inputs: int
+    decided: Counter[str] = field(default_factory=Counter)
+    """Decision type -> logged."""
 
 
 async def wait_drained(
@@ -155,10 +164,11 @@ async def wait_drained(
     records: int,
     started: float,
     alive: Callable[[], Awaitable[None]],
-    timeout: float = 900.0,
+    limit: float = 900.0,
 ) -> Drained:
     """Until the log holds `records` Kafka inputs and the outbox is empty; `started` is the
-    `time.perf_counter()` the drain is timed from; `alive` raises if a service has died.
+    `time.perf_counter()` the drain is timed from; `alive` raises if a service has died;
+    gives up `limit` s after `started`.
 
     The cheap gate, polled every 0.1 s, is the consumer positions stored with each batch
     (their sum reaches `records` once every record is committed); the count of logged inputs
@@ -166,7 +176,7 @@ async def wait_drained(
     """
     conn = await asyncpg.connect(dsn)
     try:
-        deadline = started + timeout
+        deadline = started + limit
         polls = 0
         while True:
             await alive()
@@ -183,7 +193,7 @@ async def wait_drained(
                     elapsed = time.perf_counter() - started
                     return await _drained(conn, elapsed, logged)
             if time.perf_counter() > deadline:
-                raise TimeoutError(f"the backlog was not through in {timeout:.0f} s")
+                raise TimeoutError(f"the backlog was not through in {limit:.0f} s")
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
@@ -204,7 +214,13 @@ async def _drained(conn: asyncpg.Connection, seconds: float, inputs: int) -> Dra
         TIMER_SOURCE,
     )
     assert row is not None
-    outputs = await conn.fetchval(
-        "SELECT count(*) FROM event_log WHERE type = ANY($1::text[])", list(OUTPUT_TOPIC_OF)
+    decided = Counter[str](
+        {
+            r["type"]: r["n"]
+            for r in await conn.fetch(
+                "SELECT type, count(*) AS n FROM event_log WHERE NOT is_input GROUP BY type"
+            )
+        }
     )
-    return Drained(seconds, inputs, row["decisions"], outputs, row["timers"])
+    outputs = sum(n for kind, n in decided.items() if kind in OUTPUT_TOPIC_OF)
+    return Drained(seconds, inputs, row["decisions"], outputs, row["timers"], decided)

@@ -13,7 +13,7 @@ weekend the `shifts` workflow takes its `jump` to the next shift's team.
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -83,12 +83,14 @@ class StreamSpec:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One input record as it goes to Kafka."""
+    """One input record as it goes to Kafka: `topic(settings)` is its topic for a prefix."""
 
-    topic: str
+    type: str
     key: bytes
     value: bytes
-    event_id: str
+
+    def topic(self, settings: Settings) -> str:
+        return input_topic_for(settings, self.type)
 
 
 def build_stream(spec: StreamSpec) -> list[CloudEvent]:
@@ -96,17 +98,9 @@ def build_stream(spec: StreamSpec) -> list[CloudEvent]:
     return day_events(spec.params())
 
 
-def encode(settings: Settings, events: Iterable[CloudEvent]) -> list[Record]:
-    """The events as records on the input topics of `settings`, keyed by workspace."""
-    return [
-        Record(
-            input_topic_for(settings, str(e["type"])),
-            str(e["workspaceid"]).encode(),
-            orjson.dumps(e),
-            str(e["id"]),
-        )
-        for e in events
-    ]
+def encode(events: Iterable[CloudEvent]) -> list[Record]:
+    """The events as records (orjson), keyed by workspace."""
+    return [Record(str(e["type"]), str(e["workspaceid"]).encode(), orjson.dumps(e)) for e in events]
 
 
 def _steps(node: Any) -> Iterator[str]:
@@ -143,6 +137,6 @@ def weekend_start(now: datetime, span: timedelta, margin: timedelta) -> datetime
     for _ in range(24 * 60 * 8):
         end = (start + span).astimezone(_MADRID)
         if start.weekday() >= 5 and end.weekday() >= 5 and end > start:
-            return start
+            return start.astimezone(UTC)
         start = (start - timedelta(minutes=1)).astimezone(_MADRID)
     raise ValueError(f"no weekend span of {span} in the week before {now}")

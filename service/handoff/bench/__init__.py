@@ -1,0 +1,1 @@
+"""`handoff bench`: handoff measured against the bare Kafka pipe, all in one run (see `run`)."""

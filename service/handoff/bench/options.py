@@ -1,0 +1,76 @@
+"""The benchmark's options and their command-line arguments, apart from the benchmark itself.
+
+Kept light (no Kafka, database or service imports) so the `handoff` command can add the
+`bench` subcommand's arguments without loading what only the benchmark needs.
+"""
+
+import argparse
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["FULL", "QUICK", "BenchOptions", "add_arguments", "options_from"]
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """What one run measures, and how much of it."""
+
+    quick: bool = False
+    workspaces: int = 1000
+    """Workspaces in the backlog (measurements 2, 4, 6)."""
+    conversations: int = 20
+    """Conversations opened per workspace over the simulated day."""
+    agents: tuple[int, int] = (3, 50)
+    """Agents per team, drawn from this inclusive range."""
+    seed: int = 1
+    latency_seconds: float = 20.0
+    """How long the paced producer sends at each latency level."""
+    latency_shares: tuple[float, ...] = (0.25, 0.5, 0.8)
+    """Latency levels, as shares of the sustained rate."""
+    memory_workspaces: tuple[int, ...] = (1_000, 10_000, 100_000)
+    long_log_workspaces: tuple[int, ...] = (1_000,)
+    """Counts measured again with a log `long_log_days` times as long."""
+    long_log_days: int = 10
+    out: Path | None = None
+
+
+FULL = BenchOptions()
+QUICK = BenchOptions(
+    quick=True,
+    workspaces=100,
+    latency_seconds=6.0,
+    memory_workspaces=(1_000, 10_000),
+    long_log_workspaces=(1_000,),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the same table with smaller numbers, in under two minutes",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to FILE")
+    parser.add_argument(
+        "--workspaces", type=int, default=None, help="workspaces in the backlog [1000; quick 100]"
+    )
+    parser.add_argument(
+        "--conversations", type=int, default=None, help="conversations per workspace [20]"
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=None,
+        help="seconds of paced traffic per latency level [20; quick 6]",
+    )
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    options = QUICK if args.quick else FULL
+    for name in ("workspaces", "conversations", "latency_seconds"):
+        value = getattr(args, name)
+        if value is not None:
+            if value <= 0:
+                raise SystemExit(f"handoff bench: --{name.replace('_', '-')} must be positive")
+            options = replace(options, **{name: value})
+    return replace(options, out=args.out)

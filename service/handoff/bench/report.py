@@ -1,0 +1,202 @@
+"""The figures of one run, and the table they make."""
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from handoff.bench.drain import Instances
+from handoff.bench.latency import LevelResult
+from handoff.bench.memory import MemoryResult
+from handoff.bench.options import BenchOptions
+from handoff.bench.pipe import PipeResult
+from handoff.bench.replay_rate import ReplayResult
+from handoff.bench.servers import Drained
+from handoff.bench.stream import STEP_TYPES
+from handoff.bench.table import Section, render
+
+__all__ = ["Results", "build_report"]
+
+
+@dataclass
+class Results:
+    options: BenchOptions
+    machine: list[tuple[str, str]]
+    servers: str
+    partitions: int
+    batch_max_records: int
+    inputs: int
+    mix: Counter[str]
+    steps: Counter[str]
+    """Step type -> workspaces whose workflow uses it."""
+    start: str
+    """The backlog's day, as its first event's time says."""
+    produce_rate: float
+    pipe: PipeResult
+    drained: Drained
+    replayed: ReplayResult | None = None
+    levels: list[LevelResult] = field(default_factory=list)
+    instances: list[Instances] = field(default_factory=list)
+    memory: list[MemoryResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        """The sustained rate: inputs/s of the in-process backlog drain."""
+        return self.drained.inputs / self.drained.seconds
+
+    @property
+    def ratio(self) -> float:
+        return self.rate / self.pipe.rate
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms" if seconds >= 0.0095 else f"{seconds * 1000:.1f} ms"
+
+
+def _mib(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def _share(counts: Counter[str], total: int) -> str:
+    return ", ".join(f"{kind} {100 * n / total:.0f}%" for kind, n in counts.most_common())
+
+
+def _steps(steps: Counter[str], workspaces: int) -> str:
+    return ", ".join(f"{step} {steps.get(step, 0)}" for step in STEP_TYPES) + (
+        f" (of {workspaces} workspaces)"
+    )
+
+
+def _setup(r: Results) -> Section:
+    o = r.options
+    s = Section("parameters")
+    s.add("run", ("quick" if o.quick else "full") + f", seed {o.seed}")
+    s.add("servers", r.servers)
+    s.add("backlog", f"{o.workspaces:,} workspaces, teams of {o.agents[0]} to {o.agents[1]} agents")
+    s.add("", f"{o.conversations} conversations per workspace over a simulated day ({r.start})")
+    s.add("inputs", f"{r.inputs:,} events: {_share(r.mix, r.inputs)}")
+    s.add("step types used", _steps(r.steps, o.workspaces))
+    s.add("partitions", f"{r.partitions} per topic (HANDOFF_PARTITIONS)")
+    s.add("batch", f"getmany max_records {r.batch_max_records} (HANDOFF_BATCH_MAX_RECORDS)")
+    s.add("backlog produced at", f"{_n(r.produce_rate)} records/s (acks=all)")
+    return s
+
+
+def _throughput(r: Results) -> Section:
+    s = Section("1-2. throughput: a pre-produced backlog, drained")
+    p, d = r.pipe, r.drained
+    s.add(
+        "baseline: no-op aiokafka pipe",
+        f"{_n(p.rate)} records/s ({p.records:,} records in {p.seconds:.1f} s, {p.batches} polls)",
+    )
+    s.add(
+        "handoff, end to end",
+        f"{_n(r.rate)} events/s ({d.inputs:,} inputs in {d.seconds:.1f} s)",
+    )
+    s.add(
+        "",
+        f"logged {d.decisions:,} decisions, {d.outputs:,} of them outputs; "
+        f"{d.timer_inputs:,} timers fired",
+    )
+    s.add("decisions by type", _decided(d.decided))
+    s.add("handoff / pipe", f"{r.ratio:.2f}")
+    return s
+
+
+def _decided(decided: Counter[str]) -> str:
+    """`type n, ...`, a few to a line."""
+    items = [f"{kind} {n:,}" for kind, n in decided.most_common()]
+    return "\n".join(", ".join(items[i : i + 4]) for i in range(0, len(items), 4)) or "none"
+
+
+def _latency(r: Results) -> Section:
+    s = Section("3. latency: produce of an input -> arrival of each output it caused")
+    for level in r.levels:
+        what = f"{level.share:.0%} ({_n(level.target_rate)}/s)"
+        head = (
+            f"sent {level.sent:,} in {level.seconds:.1f} s ({_n(level.achieved_rate)}/s); "
+            f"{level.inputs_answered:,} inputs answered"
+        )
+        lat = level.latency
+        if lat is None:
+            s.add(what, f"{head}; no outputs")
+        else:
+            s.add(
+                what,
+                f"p50 {_ms(lat.p50)}  p99 {_ms(lat.p99)}  max {_ms(lat.max)}"
+                f"  ({lat.samples:,} outputs)\n{head}",
+            )
+    return s
+
+
+def _replay(r: Results) -> Section:
+    s = Section("4. replay: the log of (2) re-decided and folded into the projections")
+    x = r.replayed
+    if x is None:
+        s.add("replay", "not run")
+        return s
+    s.add(
+        "replay",
+        f"{_n(x.rate)} events/s ({x.events:,} events: inputs, timers and decisions; "
+        f"{x.workspaces:,} workspaces; {x.seconds:.1f} s)",
+    )
+    s.add(
+        "replay / live",
+        f"{x.input_rate / r.rate:.1f}x: {_n(x.input_rate)} inputs/s re-decided vs "
+        f"{_n(r.rate)} inputs/s applied live",
+    )
+    s.add("mismatches", f"{len(x.mismatches)}" + "".join(f"\n{m}" for m in x.mismatches[:3]))
+    return s
+
+
+def _memory(r: Results) -> Section:
+    s = Section("5. memory: RSS of a process holding N workspaces' views")
+    if r.memory:
+        s.add("how", "WorkspaceViews folded with evolve+decide, copied per workspace (pickle)")
+    for m in r.memory:
+        what = f"{m.workspaces:,} workspaces" + (f", {m.days}x log" if m.days > 1 else "")
+        s.add(
+            what,
+            f"{_mib(m.rss_after)} ({_mib(m.rss_after - m.rss_before)} of views, "
+            f"{m.per_workspace / 1024:,.0f} KiB per workspace; "
+            f"log {_n(m.log_per_workspace)} events per workspace)",
+        )
+    return s
+
+
+def _instances(r: Results) -> Section:
+    s = Section("6. one instance vs two: `handoff run` processes in one consumer group")
+    one = next((i for i in r.instances if i.count == 1), None)
+    for i in r.instances:
+        rate = i.drained.inputs / i.drained.seconds
+        vs = f"; x{rate / (one.drained.inputs / one.drained.seconds):.2f}" if one else ""
+        s.add(
+            f"{i.count} process{'es' if i.count > 1 else ''}",
+            f"{_n(rate)} events/s ({i.drained.inputs:,} inputs in {i.drained.seconds:.1f} s"
+            f"{vs}); partitions {'+'.join(map(str, i.partitions))}, "
+            f"applied {'+'.join(f'{a:,}' for a in i.applied)}",
+        )
+    return s
+
+
+def build_report(r: Results) -> str:
+    machine = Section("machine")
+    for what, figure in r.machine:
+        machine.add(what, figure)
+    title = f"handoff bench{' --quick' if r.options.quick else ''}"
+    if r.seconds:
+        title += f" (the run took {r.seconds:.0f} s)"
+    sections: Sequence[Section] = (
+        machine,
+        _setup(r),
+        _throughput(r),
+        _latency(r),
+        _replay(r),
+        _memory(r),
+        _instances(r),
+    )
+    return render(title, sections, r.ratio)

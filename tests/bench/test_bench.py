@@ -1,0 +1,288 @@
+"""The benchmark's pure parts: no broker, no database, no benchmark run (it takes minutes)."""
+
+import argparse
+import pickle
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+import yaml
+
+from handoff.adapters.cloudevents import Accepted, parse
+from handoff.app.settings import Settings
+from handoff.bench.latency import LevelResult
+from handoff.bench.memory import TEMPLATES, MemoryResult, _day, fold
+from handoff.bench.options import FULL, QUICK, add_arguments, options_from
+from handoff.bench.pipe import PipeResult
+from handoff.bench.replay_rate import ReplayResult
+from handoff.bench.report import Results, build_report
+from handoff.bench.servers import Drained
+from handoff.bench.stats import LatencySummary, percentile, summarize_latencies
+from handoff.bench.stream import (
+    STEP_TYPES,
+    StreamSpec,
+    build_stream,
+    encode,
+    mix,
+    step_types,
+    weekend_start,
+)
+from handoff.bench.table import Section, ratio_line, render
+from handoff.core.workflow import Workflow
+from handoff.demo.traffic import ALL_FAMILIES, TEMPLATES_DIR, CloudEvent
+
+START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)  # a Saturday
+_RATIO = re.compile(r"^handoff/pipe throughput ratio: \d+\.\d\d$")
+
+
+@pytest.fixture(scope="module")
+def small() -> list[CloudEvent]:
+    """Two workspaces of every family, small teams, a few conversations: quick to make."""
+    spec = StreamSpec(2 * len(ALL_FAMILIES), 6, START, agents_per_team=(3, 6))
+    return build_stream(spec)
+
+
+# --- percentiles ----------------------------------------------------------------------------
+
+
+def test_percentiles_are_nearest_rank_values_that_occurred() -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # 100 .. 1, unsorted on purpose
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile(values, 0) == 1
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([1.0, 2.0, 3.0], 50) == 2.0
+    assert percentile([1.0, 2.0], 50) == 1.0
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match="0-100"):
+        percentile([1.0], 101)
+
+
+def test_a_latency_summary_has_p50_p99_and_max() -> None:
+    assert summarize_latencies([]) is None
+    summary = summarize_latencies([0.001 * i for i in range(1, 1001)])
+    assert summary == LatencySummary(1000, pytest.approx(0.5), pytest.approx(0.99), 1.0)
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ratio", "line"),
+    [
+        (0.1234, "handoff/pipe throughput ratio: 0.12"),
+        (0.5, "handoff/pipe throughput ratio: 0.50"),
+        (1.005, "handoff/pipe throughput ratio: 1.00"),
+        (12.0, "handoff/pipe throughput ratio: 12.00"),
+    ],
+)
+def test_the_ratio_line_has_two_decimals(ratio: float, line: str) -> None:
+    assert ratio_line(ratio) == line
+    assert _RATIO.match(line)
+
+
+def test_the_table_aligns_its_rows_and_ends_with_the_ratio() -> None:
+    a = Section("first", [("short", "1"), ("a longer name", "2\nsecond line")])
+    b = Section("second", [("x", "3")])
+    text = render("title", [a, b], 0.256)
+    lines = text.splitlines()
+    assert lines[:2] == ["title", "====="]
+    assert "  short          1" in lines
+    assert "  a longer name  2" in lines
+    assert "                 second line" in lines  # continued under its figure
+    assert "  x              3" in lines
+    assert lines[-1] == "handoff/pipe throughput ratio: 0.26"
+    assert not text.endswith("\n")
+
+
+def _results() -> Results:
+    events = build_stream(StreamSpec(len(ALL_FAMILIES), 2, START, agents_per_team=(3, 3)))
+    results = Results(
+        options=QUICK,
+        machine=[("cores (nproc)", "2"), ("CPU", "test CPU")],
+        servers="embedded",
+        partitions=8,
+        batch_max_records=2000,
+        inputs=len(events),
+        mix=mix(events),
+        steps=step_types(events),
+        start="2026-11-21T10:00 to 10:10 UTC",
+        produce_rate=80_000.0,
+        pipe=PipeResult(records=40_000, seconds=1.0, batches=20),
+        drained=Drained(
+            seconds=10.0,
+            inputs=40_000,
+            decisions=9000,
+            outputs=3000,
+            timer_inputs=5,
+            decided=Counter({"contact.assigned": 2000, "run.jumped": 7}),
+        ),
+    )
+    results.replayed = ReplayResult(60_000, 40_000, 100, 2.0, ())
+    results.levels = [
+        LevelResult(0.25, 1000.0, 6000, 6.0, 400, LatencySummary(500, 0.012, 0.045, 0.050)),
+        LevelResult(0.5, 2000.0, 12000, 6.0, 0, None),
+    ]
+    results.memory = [
+        MemoryResult(1000, 1, 600.0, 50 * 2**20, 150 * 2**20, 1.0),
+        MemoryResult(1000, 10, 6000.0, 50 * 2**20, 550 * 2**20, 5.0),
+    ]
+    results.seconds = 95.0
+    return results
+
+
+def test_the_report_shows_every_measurement_and_ends_with_the_ratio() -> None:
+    text = build_report(_results())
+    lines = text.splitlines()
+    assert lines[0] == "handoff bench --quick (the run took 95 s)"
+    assert lines[-1] == "handoff/pipe throughput ratio: 0.10"  # 4,000/s over 40,000/s
+    assert _RATIO.match(lines[-1])
+    for expected in (
+        "cores (nproc)",
+        "test CPU",
+        "40,000 records/s",
+        "4,000 events/s",
+        "p50 12 ms  p99 45 ms  max 50 ms",
+        "no outputs",
+        "30,000 events/s",
+        "5.0x: 20,000 inputs/s re-decided vs 4,000 inputs/s applied live",
+        "run.jumped 7",
+        "1,000 workspaces, 10x log",
+        "102 KiB per workspace",
+        "ask_question",
+        "jump",
+    ):
+        assert expected in text, expected
+
+
+# --- the stream -----------------------------------------------------------------------------
+
+
+def test_the_stream_mix_covers_every_step_type(small: list[CloudEvent]) -> None:
+    used = step_types(small)
+    assert set(used) == set(STEP_TYPES)
+    # One workspace of every family is enough: each family's template brings its steps.
+    one_each = build_stream(StreamSpec(len(ALL_FAMILIES), 1, START, agents_per_team=(3, 3)))
+    assert set(step_types(one_each)) == set(STEP_TYPES)
+    assert step_types(one_each)["ask_question"] == 1
+    assert step_types(one_each)["jump"] == 1
+
+
+def test_every_family_uses_a_template_and_together_they_use_every_step() -> None:
+    steps: Counter[str] = Counter()
+    for path in sorted(TEMPLATES_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        Workflow.model_validate(document)
+        steps.update(step_types([{"type": "workflow.published", "data": {"definition": document}}]))
+    assert set(steps) == set(STEP_TYPES)
+
+
+def test_the_stream_is_a_realistic_mix_of_valid_inputs(small: list[CloudEvent]) -> None:
+    kinds = mix(small)
+    for kind in (
+        "user.upserted",
+        "team.upserted",
+        "workflow.published",
+        "user.presence_changed",
+        "conversation.opened",
+        "conversation.closed",
+        "message.received",
+        "message.sent",
+    ):
+        assert kinds[kind] > 0, kind
+    assert len({e["workspaceid"] for e in small}) == 2 * len(ALL_FAMILIES)
+    refused = [e for e in small if not isinstance(parse(orjson.dumps(e), 1 << 20), Accepted)]
+    assert refused == []
+
+
+def test_records_are_keyed_by_workspace_on_the_contracts_topics(
+    small: list[CloudEvent],
+) -> None:
+    settings = Settings(topic_prefix="b.")
+    records = encode(small)
+    assert [orjson.loads(r.value) for r in records] == small
+    assert all(r.key == str(orjson.loads(r.value)["workspaceid"]).encode() for r in records)
+    topics = {r.type: r.topic(settings) for r in records}
+    assert topics["user.presence_changed"] == "b.inbox.presence"
+    assert topics["workflow.published"] == "b.routing.workflows"
+    assert topics["message.received"] == "b.inbox.conversations"
+
+
+def test_the_backlog_day_falls_on_a_past_weekend_in_madrid() -> None:
+    madrid = ZoneInfo("Europe/Madrid")
+    span = timedelta(minutes=10)
+    for days in range(14):
+        now = datetime(2026, 11, 16, 12, 0, tzinfo=UTC) + timedelta(days=days, hours=days)
+        start = weekend_start(now, span, timedelta(minutes=10))
+        assert start + span <= now - timedelta(minutes=10)
+        assert now - start < timedelta(days=7)
+        assert start.astimezone(madrid).weekday() >= 5
+        assert (start + span).astimezone(madrid).weekday() >= 5
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+def test_fold_holds_what_the_service_would_and_fires_due_timers(
+    small: list[CloudEvent],
+) -> None:
+    views, logged = fold(small)
+    assert len(views) == 2 * len(ALL_FAMILIES)
+    assert logged > len(small)  # decisions are logged too
+    assert all(v.version > 0 for v in views.values())
+    assert any(v.assignees for v in views.values())
+    view = next(iter(views.values()))
+    copy = pickle.loads(pickle.dumps(view))
+    assert copy == view
+    assert copy is not view
+
+
+def test_a_longer_log_is_the_same_workspaces_on_later_days() -> None:
+    spec = StreamSpec(len(ALL_FAMILIES), 3, START, agents_per_team=(3, 3))
+    first = build_stream(spec)
+    second = list(_day(first, 1, spec.wall_span))
+    assert {e["workspaceid"] for e in second} == {e["workspaceid"] for e in first}
+    assert not {"user.upserted", "team.upserted", "workflow.published"} & set(mix(second))
+    assert not {e["id"] for e in second} & {e["id"] for e in first}
+    conversations = {
+        e["data"]["conversation_id"] for e in first if e["type"] == "conversation.opened"
+    }
+    again = {e["data"]["conversation_id"] for e in second if e["type"] == "conversation.opened"}
+    assert again
+    assert not again & conversations
+    assert min(map(_time, second)) >= max(map(_time, first))
+    assert len(ALL_FAMILIES) * 2 == TEMPLATES
+
+
+def _time(event: CloudEvent) -> datetime:
+    return datetime.fromisoformat(str(event["time"]))
+
+
+# --- options --------------------------------------------------------------------------------
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_quick_is_smaller_than_full_and_options_override() -> None:
+    assert options_from(_parse()) == FULL
+    assert options_from(_parse("--quick")) == QUICK
+    assert QUICK.workspaces < FULL.workspaces
+    assert QUICK.latency_seconds < FULL.latency_seconds
+    assert QUICK.memory_workspaces == (1_000, 10_000)
+    assert FULL.memory_workspaces == (1_000, 10_000, 100_000)
+    assert FULL.workspaces == 1000
+    custom = options_from(_parse("--quick", "--workspaces", "7", "--out", "t.txt"))
+    assert custom.workspaces == 7
+    assert custom.out == Path("t.txt")
+    with pytest.raises(SystemExit):
+        options_from(_parse("--workspaces", "0"))
