@@ -68,6 +68,7 @@ from handoff.bench.stream import (
     step_types,
     weekend_start,
 )
+from handoff.core.timers import TIMER_SOURCE
 
 __all__ = ["main", "run"]
 
@@ -205,8 +206,7 @@ async def _measure(
 
 
 async def _logged(dsn: str) -> int:
-    from handoff.core.timers import TIMER_SOURCE
-
+    """Kafka inputs the log holds (timers' aside)."""
     conn = await asyncpg.connect(dsn)
     try:
         count: int = await conn.fetchval(
