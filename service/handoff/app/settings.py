@@ -46,6 +46,25 @@ class Settings(BaseSettings):
     )
     """TLS to PostgreSQL; unset: as the DSN says (`?sslmode=...`), else asyncpg's default."""
 
+    def on_tool_servers(self, **changes: Any) -> "Settings":
+        """These settings for servers a tool (the demo, the benchmark) started itself: plain
+        connections (TLS or SASL in the environment are for a real deployment), no HTTP port
+        (a `handoff run` beside it may hold it), a consumer group that forms quickly."""
+        return self.model_copy(
+            update={
+                "session_timeout_ms": 6000,
+                "heartbeat_interval_ms": 1000,
+                "http_port": 0,
+                "kafka_security_protocol": "PLAINTEXT",
+                "kafka_sasl_mechanism": None,
+                "kafka_ssl_cafile": None,
+                "kafka_ssl_certfile": None,
+                "kafka_ssl_keyfile": None,
+                "database_sslmode": None,
+                **changes,
+            }
+        )
+
     def kafka_options(self) -> dict[str, Any]:
         """Connection options every aiokafka client of handoff takes."""
         options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -92,23 +91,13 @@ def bench_settings(base: Settings, bootstrap: str, dsn: str, name: str) -> Setti
     """The service's settings for one measurement: the run's servers, its own topics and
     group, no HTTP port, plain connections, a consumer group that forms quickly (as the demo
     and the tests have it). Partitions and batch size stay as the environment sets them."""
-    update: dict[str, Any] = {
-        "kafka_bootstrap": bootstrap,
-        "database_url": dsn,
-        "topic_prefix": f"{name}.",
-        "group_id": f"{name}-handoff",
-        "session_timeout_ms": 6000,
-        "heartbeat_interval_ms": 1000,
-        "http_port": 0,
-        "log_level": "WARNING",
-        "kafka_security_protocol": "PLAINTEXT",
-        "kafka_sasl_mechanism": None,
-        "kafka_ssl_cafile": None,
-        "kafka_ssl_certfile": None,
-        "kafka_ssl_keyfile": None,
-        "database_sslmode": None,
-    }
-    return base.model_copy(update={k: v for k, v in update.items() if k in Settings.model_fields})
+    return base.on_tool_servers(
+        kafka_bootstrap=bootstrap,
+        database_url=dsn,
+        topic_prefix=f"{name}.",
+        group_id=f"{name}-handoff",
+        log_level="WARNING",
+    )
 
 
 async def create_topics(settings: Settings, extra_outputs: Sequence[str] = ()) -> int:

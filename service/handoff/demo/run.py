@@ -99,8 +99,8 @@ async def demo(
         stack.callback(postgres.stop)
         dsn = await _fresh_database(server_dsn, f"handoff_demo_{token}")
         stack.push_async_callback(_drop_database, server_dsn, f"handoff_demo_{token}")
-        settings = _settings_for_demo(
-            base,
+        settings = base.on_tool_servers(
+            partitions=4,
             kafka_bootstrap=bootstrap,
             database_url=dsn,
             data_dir=data_dir,
@@ -402,27 +402,6 @@ def _introduce(day: Day, say: Callable[[str], None]) -> None:
         "while; some chats are still open at midnight"
     )
     say("")
-
-
-def _settings_for_demo(base: Settings, **servers: Any) -> Settings:
-    """The service's settings on the demo's own servers: plain connections (whatever TLS or
-    SASL the environment configures is for a real deployment), no HTTP port (a `handoff run`
-    beside it may hold the default one), a small, quickly joined consumer group. Settings
-    this version does not have are left out."""
-    update: dict[str, Any] = {
-        **servers,
-        "partitions": 4,
-        "session_timeout_ms": 6000,
-        "heartbeat_interval_ms": 1000,
-        "http_port": 0,
-        "kafka_security_protocol": "PLAINTEXT",
-        "kafka_sasl_mechanism": None,
-        "kafka_ssl_cafile": None,
-        "kafka_ssl_certfile": None,
-        "kafka_ssl_keyfile": None,
-        "database_sslmode": None,
-    }
-    return base.model_copy(update={k: v for k, v in update.items() if k in Settings.model_fields})
 
 
 async def _until_ready(service: asyncio.Task[None], ready: asyncio.Event) -> None:
