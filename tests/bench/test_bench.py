@@ -24,16 +24,16 @@ from handoff.bench.servers import Drained
 from handoff.bench.stats import LatencySummary, percentile, summarize_latencies
 from handoff.bench.stream import (
     STEP_TYPES,
-    StreamSpec,
-    build_stream,
     encode,
     mix,
     step_types,
+    stream_params,
+    wall_span,
     weekend_start,
 )
 from handoff.bench.table import Section, ratio_line, render
 from handoff.core.workflow import Workflow
-from handoff.demo.traffic import ALL_FAMILIES, TEMPLATES_DIR, CloudEvent
+from handoff.demo.traffic import ALL_FAMILIES, TEMPLATES_DIR, CloudEvent, day_events
 
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)  # a Saturday
 _RATIO = re.compile(r"^handoff/pipe throughput ratio: \d+\.\d\d$")
@@ -42,8 +42,8 @@ _RATIO = re.compile(r"^handoff/pipe throughput ratio: \d+\.\d\d$")
 @pytest.fixture(scope="module")
 def small() -> list[CloudEvent]:
     """Two workspaces of every family, small teams, a few conversations: quick to make."""
-    spec = StreamSpec(2 * len(ALL_FAMILIES), 6, START, agents_per_team=(3, 6))
-    return build_stream(spec)
+    spec = stream_params(2 * len(ALL_FAMILIES), 6, START, (3, 6))
+    return day_events(spec)
 
 
 # --- percentiles ----------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_the_table_aligns_its_rows_and_ends_with_the_ratio() -> None:
 
 
 def _results() -> Results:
-    events = build_stream(StreamSpec(len(ALL_FAMILIES), 2, START, agents_per_team=(3, 3)))
+    events = day_events(stream_params(len(ALL_FAMILIES), 2, START, (3, 3)))
     results = Results(
         options=QUICK,
         machine=[("cores (nproc)", "2"), ("CPU", "test CPU")],
@@ -168,7 +168,7 @@ def test_the_stream_mix_covers_every_step_type(small: list[CloudEvent]) -> None:
     used = step_types(small)
     assert set(used) == set(STEP_TYPES)
     # One workspace of every family is enough: each family's template brings its steps.
-    one_each = build_stream(StreamSpec(len(ALL_FAMILIES), 1, START, agents_per_team=(3, 3)))
+    one_each = day_events(stream_params(len(ALL_FAMILIES), 1, START, (3, 3)))
     assert set(step_types(one_each)) == set(STEP_TYPES)
     assert step_types(one_each)["ask_question"] == 1
     assert step_types(one_each)["jump"] == 1
@@ -244,9 +244,9 @@ def test_fold_holds_what_the_service_would_and_fires_due_timers(
 
 
 def test_a_longer_log_is_the_same_workspaces_on_later_days() -> None:
-    spec = StreamSpec(len(ALL_FAMILIES), 3, START, agents_per_team=(3, 3))
-    first = build_stream(spec)
-    second = list(_day(first, 1, spec.wall_span))
+    spec = stream_params(len(ALL_FAMILIES), 3, START, (3, 3))
+    first = day_events(spec)
+    second = list(_day(first, 1, wall_span(spec)))
     assert {e["workspaceid"] for e in second} == {e["workspaceid"] for e in first}
     assert not {"user.upserted", "team.upserted", "workflow.published"} & set(mix(second))
     assert not {e["id"] for e in second} & {e["id"] for e in first}

@@ -30,13 +30,13 @@ import orjson
 
 from handoff.adapters.cloudevents import Accepted, parse
 from handoff.bench.machine import resident_bytes
-from handoff.bench.stream import StreamSpec, build_stream
+from handoff.bench.stream import stream_params, wall_span
 from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
 from handoff.core.ids import RunId
 from handoff.core.timers import elapsed
 from handoff.core.view import WorkspaceView
-from handoff.demo.traffic import ALL_FAMILIES, CloudEvent
+from handoff.demo.traffic import ALL_FAMILIES, CloudEvent, TrafficParams, day_events
 from handoff_projections import evolve
 
 __all__ = ["MemoryResult", "measure_memory"]
@@ -85,11 +85,11 @@ def _day(events: Sequence[CloudEvent], day: int, span: timedelta) -> Iterator[Cl
         yield again
 
 
-def _history(spec: StreamSpec, days: int) -> list[CloudEvent]:
-    first = build_stream(spec)
+def _history(params: TrafficParams, days: int) -> list[CloudEvent]:
+    first = day_events(params)
     events = list(first)
     for day in range(1, days):
-        events += _day(first, day, spec.wall_span)
+        events += _day(first, day, wall_span(params))
     return events
 
 
@@ -128,7 +128,7 @@ def _rss() -> int:
 
 
 def _measure(workspaces: int, days: int, conversations: int, agents: tuple[int, int]) -> str:
-    spec = StreamSpec(TEMPLATES, conversations, _START, agents_per_team=agents)
+    spec = stream_params(TEMPLATES, conversations, _START, agents)
     views, logged = fold(_history(spec, days))
     templates = [pickle.dumps(v) for v in views.values()]
     del views

@@ -61,14 +61,15 @@ from handoff.bench.servers import (
 )
 from handoff.bench.stream import (
     Record,
-    StreamSpec,
-    build_stream,
     encode,
     mix,
     step_types,
+    stream_params,
+    wall_span,
     weekend_start,
 )
 from handoff.core.timers import TIMER_SOURCE
+from handoff.demo.traffic import day_events
 
 __all__ = ["main", "run"]
 
@@ -116,16 +117,12 @@ async def _measure(
     options: BenchOptions, base: Settings, servers: Servers, data_dir: Path
 ) -> Results:
     token = secrets.token_hex(3)
-    spec = StreamSpec(
-        workspaces=options.workspaces,
-        conversations_per_workspace=options.conversations,
-        start=wall_now(),
-        agents_per_team=options.agents,
-        seed=options.seed,
+    spec = stream_params(
+        options.workspaces, options.conversations, wall_now(), options.agents, seed=options.seed
     )
-    spec = replace(spec, start=weekend_start(wall_now(), spec.wall_span, timedelta(minutes=10)))
+    spec = replace(spec, start=weekend_start(wall_now(), wall_span(spec), timedelta(minutes=10)))
     _say(f"generating the backlog: {options.workspaces:,} workspaces ...")
-    events = build_stream(spec)
+    events = day_events(spec)
     records = encode(events)
     kinds, steps = mix(events), step_types(events)
     day = f"{events[0]['time'][:16]} to {events[-1]['time'][11:16]} UTC"
@@ -175,18 +172,18 @@ async def _measure(
         for share in options.latency_shares:
             rate = share * results.rate
             _say(f"3. latency at {share:.0%} of the sustained rate ({rate:,.0f}/s) ...")
-            fresh = StreamSpec(
-                workspaces=max(1, math.ceil(rate * options.latency_seconds / per_workspace)),
-                conversations_per_workspace=options.conversations,
-                start=wall_now(),
-                agents_per_team=options.agents,
+            fresh = stream_params(
+                max(1, math.ceil(rate * options.latency_seconds / per_workspace)),
+                options.conversations,
+                wall_now(),
+                options.agents,
                 seed=options.seed + 1,
                 id_prefix=f"lat{share * 100:.0f}-",
                 workspace_suffix=f"-lat{share * 100:.0f}",
             )
             level, logged = await run_level(
                 settings,
-                build_stream(fresh),
+                day_events(fresh),
                 share,
                 rate,
                 options.latency_seconds,

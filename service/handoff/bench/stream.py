@@ -21,16 +21,16 @@ import orjson
 
 from handoff.adapters.kafka_send import input_topic_for
 from handoff.app.settings import Settings
-from handoff.demo.traffic import ALL_FAMILIES, DAY, CloudEvent, TrafficParams, day_events
+from handoff.demo.traffic import ALL_FAMILIES, DAY, CloudEvent, TrafficParams
 
 __all__ = [
     "STEP_TYPES",
     "Record",
-    "StreamSpec",
-    "build_stream",
     "encode",
     "mix",
     "step_types",
+    "stream_params",
+    "wall_span",
     "weekend_start",
 ]
 
@@ -48,37 +48,32 @@ STEP_TYPES: tuple[str, ...] = (
 _MADRID = ZoneInfo("Europe/Madrid")
 
 
-@dataclass(frozen=True, slots=True)
-class StreamSpec:
-    """What to generate: `workspaces` workspaces of the simulated day, all families cycling."""
+COMPRESSION = 144.0
+"""Simulated seconds per wall second of the events' times (144: the day in 10 minutes)."""
 
-    workspaces: int
-    conversations_per_workspace: int
-    start: datetime
-    agents_per_team: tuple[int, int] = (3, 50)
-    seed: int = 1
-    compression: float = 144.0
-    """Simulated seconds per wall second of the events' times (144: the day in 10 minutes)."""
-    id_prefix: str = ""
-    workspace_suffix: str = ""
 
-    def params(self) -> TrafficParams:
-        return TrafficParams(
-            start=self.start,
-            workspaces=self.workspaces,
-            agents_per_team=self.agents_per_team,
-            conversations_per_workspace=self.conversations_per_workspace,
-            seed=self.seed,
-            compression=self.compression,
-            id_prefix=self.id_prefix,
-            workspace_suffix=self.workspace_suffix,
-            families=ALL_FAMILIES,
-        )
+def stream_params(
+    workspaces: int,
+    conversations: int,
+    start: datetime,
+    agents_per_team: tuple[int, int] = (3, 50),
+    **more: Any,
+) -> TrafficParams:
+    """The demo's day as the benchmark runs it: every family, teams of 3 to 50."""
+    return TrafficParams(
+        start=start,
+        workspaces=workspaces,
+        conversations_per_workspace=conversations,
+        agents_per_team=agents_per_team,
+        compression=COMPRESSION,
+        families=ALL_FAMILIES,
+        **more,
+    )
 
-    @property
-    def wall_span(self) -> timedelta:
-        """How long the day lasts in the events' times."""
-        return timedelta(seconds=DAY / self.compression)
+
+def wall_span(params: TrafficParams) -> timedelta:
+    """How long the day lasts in the events' times."""
+    return timedelta(seconds=DAY / params.compression)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +86,6 @@ class Record:
 
     def topic(self, settings: Settings) -> str:
         return input_topic_for(settings, self.type)
-
-
-def build_stream(spec: StreamSpec) -> list[CloudEvent]:
-    """Every input event of the day for `spec`, in time order."""
-    return day_events(spec.params())
 
 
 def encode(events: Iterable[CloudEvent]) -> list[Record]:
