@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from handoff.core.envelope import Envelope
+from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.timers import TimerKind
 from handoff.core.view import WorkspaceView
 from handoff_projections import TABLES
@@ -95,7 +95,7 @@ class BatchWrite:
                 event.id,
                 event.type,
                 is_input,
-                getattr(event, "causationid", None),
+                event.causationid if isinstance(event, OutputEnvelope) else None,
                 decided_at,
                 body.decode(),
                 topic,
