@@ -10,7 +10,7 @@ from handoff.adapters.pg_store import (
     FROM_START,
     BatchWrite,
     Fenced,
-    commit_batch,
+    commit_batches,
     load_positions,
     migrate,
     seen_inputs,
@@ -20,6 +20,7 @@ from tests.builders import user
 pytestmark = pytest.mark.integration
 
 TPS = [("presence", 0), ("workflows", 0), ("conversations", 0)]
+TPS_1 = [(topic, 1) for topic, _ in TPS]
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
 
@@ -31,10 +32,12 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
         yield p
 
 
-def _batch(stored: dict[tuple[str, int], int], event_id: str, seq: int) -> BatchWrite:
-    batch = BatchWrite(group_id="g", partition=0)
-    event = user("ann", ws="ws", id=event_id)
-    batch.log_row(seq, event, b"{}", NOW, True, ("presence", 0, 0))
+def _batch(
+    stored: dict[tuple[str, int], int], event_id: str, seq: int, partition: int = 0
+) -> BatchWrite:
+    batch = BatchWrite(group_id="g", partition=partition)
+    event = user("ann", ws=f"ws{partition or ''}", id=event_id)
+    batch.log_row(seq, event, b"{}", NOW, True, ("presence", partition, 0))
     for tp, position in stored.items():
         batch.positions[tp] = (position, 1 if tp[0] == "presence" else position)
     return batch
@@ -47,21 +50,38 @@ async def test_a_zombie_with_a_stale_position_is_fenced_and_writes_nothing(
         owner = await load_positions(conn, "g", TPS)
         assert owner == dict.fromkeys(TPS, FROM_START)
         zombie = dict(owner)  # read before the owner moved on
-        await commit_batch(conn, _batch(owner, "e-1", 1))
+        await commit_batches(conn, [_batch(owner, "e-1", 1)])
         with pytest.raises(Fenced):
-            await commit_batch(conn, _batch(zombie, "e-2", 2))
+            await commit_batches(conn, [_batch(zombie, "e-2", 2)])
         asked = [("ws", "/inbox", "e-1"), ("ws", "/inbox", "e-2"), ("ws", "/other", "e-1")]
         assert await seen_inputs(conn, asked) == {("ws", "/inbox", "e-1")}
         assert await load_positions(conn, "g", TPS) == {**owner, ("presence", 0): 1}
 
 
+async def test_one_lost_partition_fences_the_whole_step_and_names_the_partition(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        kept = await load_positions(conn, "g", TPS)
+        lost = await load_positions(conn, "g", TPS_1)
+        await commit_batches(conn, [_batch(lost, "e-1", 1, partition=1)])  # another instance
+        with pytest.raises(Fenced) as fenced:
+            await commit_batches(
+                conn, [_batch(kept, "e-2", 1), _batch(lost, "e-3", 2, partition=1)]
+            )
+        assert fenced.value.partitions == {1}
+        asked = [("ws", "/inbox", "e-2"), ("ws1", "/inbox", "e-1"), ("ws1", "/inbox", "e-3")]
+        assert await seen_inputs(conn, asked) == {("ws1", "/inbox", "e-1")}
+        assert await load_positions(conn, "g", TPS) == kept
+
+
 async def test_a_stale_read_of_an_untouched_topic_also_fences(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         stored = await load_positions(conn, "g", TPS)
-        await commit_batch(conn, _batch(stored, "e-1", 1))
+        await commit_batches(conn, [_batch(stored, "e-1", 1)])
         moved = {**stored, ("presence", 0): 1}
         # a batch that read only conversations, from a view where presence had not moved
         stale = {**stored, ("conversations", 0): stored[("conversations", 0)]}
         with pytest.raises(Fenced):
-            await commit_batch(conn, _batch(stale, "e-3", 2))
-        await commit_batch(conn, _batch(moved, "e-4", 2))
+            await commit_batches(conn, [_batch(stale, "e-3", 2)])
+        await commit_batches(conn, [_batch(moved, "e-4", 2)])

@@ -1,9 +1,9 @@
 """PostgreSQL: the event log, the projections' rows, consumer positions and the outbox.
 
-Everything a batch produced is written by `commit_batch` in one transaction, together with
-the consumer positions it reached. The positions are compare-and-set: an instance that no
-longer owns a partition (a zombie after a rebalance) finds its expected position gone and
-its whole batch rolls back, so an input is applied at most once.
+Everything a step's batches produced is written by `commit_batches` in one transaction,
+together with the consumer positions they reached. The positions are compare-and-set: an
+instance that no longer owns a partition (a zombie after a rebalance) finds its expected
+position gone and the whole transaction rolls back, so an input is applied at most once.
 """
 
 from collections.abc import Iterable, Sequence
@@ -27,8 +27,10 @@ __all__ = [
     "DueTimer",
     "Fenced",
     "InputKey",
+    "OutboxEntry",
     "OutboxRow",
-    "commit_batch",
+    "clear_outbox",
+    "commit_batches",
     "count_outbox",
     "delete_outbox",
     "forget_positions",
@@ -50,6 +52,10 @@ Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 class Fenced(Exception):
     """Another consumer moved a partition's stored position: this instance lost it."""
 
+    def __init__(self, partitions: set[int], detail: str) -> None:
+        self.partitions = partitions
+        super().__init__(detail)
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
@@ -59,6 +65,10 @@ class OutboxRow:
     value: bytes
 
 
+OutboxEntry = tuple[int, str, bytes | None, bytes]
+"""(partition, topic, key, value): an output waiting to be produced."""
+
+
 @dataclass
 class BatchWrite:
     """What one polled batch of one partition produced, written atomically."""
@@ -66,7 +76,7 @@ class BatchWrite:
     group_id: str
     partition: int
     log: list[tuple[Any, ...]] = field(default_factory=list)
-    outbox: list[tuple[int, str, bytes | None, bytes]] = field(default_factory=list)
+    outbox: list[OutboxEntry] = field(default_factory=list)
     rows_upserted: list[tuple[str, str, str, str]] = field(default_factory=list)
     rows_deleted: list[tuple[str, str, str]] = field(default_factory=list)
     timers_set: list[tuple[str, str, int, datetime, str, str]] = field(default_factory=list)
@@ -219,66 +229,84 @@ _LOG_COLUMNS = [
 ]
 
 
-async def commit_batch(conn: Connection, batch: BatchWrite) -> None:
-    """Write the batch atomically, or raise `Fenced` and write nothing."""
+async def commit_batches(conn: Connection, batches: Sequence[BatchWrite]) -> None:
+    """Write the batches of one step atomically, or raise `Fenced` and write nothing.
+
+    One transaction for all of a step's partitions: a statement per kind of row, not per
+    partition, since on a busy machine each round trip costs a context switch."""
+    moves = [
+        (t, p, expected, reached)
+        for b in batches
+        for (t, p), (expected, reached) in b.positions.items()
+    ]
+    if not moves:
+        return
+    group_ids = {b.group_id for b in batches}
+    if len(group_ids) != 1:
+        raise ValueError(f"batches of several consumer groups: {sorted(group_ids)}")
+
+    def rows(name: str) -> list[Any]:
+        return [row for b in batches for row in getattr(b, name)]
+
     async with conn.transaction():
-        moves = [
-            (t, p, expected, reached) for (t, p), (expected, reached) in batch.positions.items()
-        ]
-        status = await conn.execute(
+        moved = await conn.fetch(
             "UPDATE consumer_positions p SET next_offset = q.reached"
             " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])"
             "   AS q(topic, partition, expected, reached)"
             " WHERE p.group_id = $1 AND p.topic = q.topic AND p.partition = q.partition"
-            "   AND p.next_offset = q.expected",
-            batch.group_id,
+            "   AND p.next_offset = q.expected"
+            " RETURNING p.topic, p.partition",
+            group_ids.pop(),
             *map(list, zip(*moves, strict=True)),
         )
-        if status != f"UPDATE {len(moves)}":
-            raise Fenced(f"partition {batch.partition} moved on without us ({status} of {moves})")
-        if batch.log:
-            await conn.copy_records_to_table("event_log", records=batch.log, columns=_LOG_COLUMNS)
-        if batch.outbox:
+        if len(moved) != len(moves):
+            kept = {(r["topic"], r["partition"]) for r in moved}
+            lost = {p for t, p, _, _ in moves if (t, p) not in kept}
+            raise Fenced(lost, f"partition(s) {sorted(lost)} moved on without us")
+        if log := rows("log"):
+            await conn.copy_records_to_table("event_log", records=log, columns=_LOG_COLUMNS)
+        if outbox := rows("outbox"):
             await conn.copy_records_to_table(
-                "outbox", records=batch.outbox, columns=["partition", "topic", "key", "value"]
+                "outbox", records=outbox, columns=["partition", "topic", "key", "value"]
             )
-        if batch.rows_upserted:
+        if upserted := rows("rows_upserted"):
             await conn.execute(
                 "INSERT INTO projection_rows (workspace_id, tbl, key, value)"
                 " SELECT w, t, k, v::jsonb"
                 " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
                 "   AS r(w, t, k, v)"
                 " ON CONFLICT (workspace_id, tbl, key) DO UPDATE SET value = EXCLUDED.value",
-                *map(list, zip(*batch.rows_upserted, strict=True)),
+                *map(list, zip(*upserted, strict=True)),
             )
-        if batch.rows_deleted:
+        if deleted := rows("rows_deleted"):
             await conn.execute(
                 "DELETE FROM projection_rows p USING unnest($1::text[], $2::text[], $3::text[])"
                 "   AS r(w, t, k) WHERE p.workspace_id = r.w AND p.tbl = r.t AND p.key = r.k",
-                *map(list, zip(*batch.rows_deleted, strict=True)),
+                *map(list, zip(*deleted, strict=True)),
             )
-        if batch.timers_gone:
+        if timers_gone := rows("timers_gone"):
             await conn.execute(
                 "DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS g(w, r)"
                 " WHERE t.workspace_id = g.w AND t.run_id = g.r",
-                *map(list, zip(*batch.timers_gone, strict=True)),
+                *map(list, zip(*timers_gone, strict=True)),
             )
-        if batch.timers_set:
+        if timers_set := rows("timers_set"):
             await conn.execute(
                 "INSERT INTO timers (workspace_id, run_id, partition, due_at, step_id, kind)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],"
                 "   $5::text[], $6::text[])"
                 " ON CONFLICT (workspace_id, run_id) DO UPDATE SET partition = EXCLUDED.partition,"
                 "   due_at = EXCLUDED.due_at, step_id = EXCLUDED.step_id, kind = EXCLUDED.kind",
-                *map(list, zip(*batch.timers_set, strict=True)),
+                *map(list, zip(*timers_set, strict=True)),
             )
-        if batch.versions:
+        versions = {ws: v for b in batches for ws, v in b.versions.items()}
+        if versions:
             await conn.execute(
                 "INSERT INTO workspaces (workspace_id, version)"
                 " SELECT * FROM unnest($1::text[], $2::bigint[])"
                 " ON CONFLICT (workspace_id) DO UPDATE SET version = EXCLUDED.version",
-                list(batch.versions),
-                list(batch.versions.values()),
+                list(versions),
+                list(versions.values()),
             )
 
 
@@ -321,13 +349,14 @@ async def count_outbox(conn: Connection, partitions: Sequence[int]) -> int:
     return count
 
 
-async def delete_outbox(conn: Connection, partition: int, upto_seq: int | None) -> None:
-    """Rows relayed: up to `upto_seq`, or all of the partition's (None)."""
-    await conn.execute(
-        "DELETE FROM outbox WHERE partition = $1 AND ($2::bigint IS NULL OR seq <= $2)",
-        partition,
-        upto_seq,
-    )
+async def delete_outbox(conn: Connection, partition: int, upto_seq: int) -> None:
+    """The partition's rows relayed, up to `upto_seq`."""
+    await conn.execute("DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq)
+
+
+async def clear_outbox(conn: Connection, partitions: Sequence[int]) -> None:
+    """Every row of these partitions relayed."""
+    await conn.execute("DELETE FROM outbox WHERE partition = ANY($1::int[])", list(partitions))
 
 
 async def replace_projections(conn: Connection, views: Iterable[WorkspaceView]) -> None:

@@ -1,10 +1,13 @@
-"""The seam: a merged batch of one partition in, one transaction's worth of writes out.
+"""The seam: a merged batch of one partition in, the writes it makes out.
 
 For each record: dead-letter it, skip it, drop it as a duplicate, or fold it into its
 workspace's view, `decide`, and fold the decisions in too. Everything lands in one
 `BatchWrite` (log rows, outbox rows, changed projection rows, positions) that the caller
 commits atomically. The views live in memory per owned partition and are written through;
 if the commit fails the caller drops them, so memory never runs ahead of the database.
+
+What a batch needs from the database (views not held, inputs already logged) is read by
+`prepare` for all the partitions of a step at once: two queries, not two per partition.
 """
 
 from collections import Counter
@@ -15,7 +18,14 @@ from datetime import datetime
 import structlog
 
 from handoff.adapters.cloudevents import Accepted, Rejected, dead_letter, dump_event
-from handoff.adapters.pg_store import BatchWrite, Connection, input_key, load_views, seen_inputs
+from handoff.adapters.pg_store import (
+    BatchWrite,
+    Connection,
+    InputKey,
+    input_key,
+    load_views,
+    seen_inputs,
+)
 from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
 from handoff.core.decide import decide
@@ -25,7 +35,7 @@ from handoff.core.view import WorkspaceView
 from handoff_projections import Changed, evolve
 from handoff_projections.rows import dump_row, row_value
 
-__all__ = ["BatchStats", "PartitionState", "PoisonRecord", "handle_batch"]
+__all__ = ["BatchStats", "PartitionState", "PoisonRecord", "handle_batch", "prepare"]
 
 log = structlog.get_logger("handoff.handle")
 
@@ -62,20 +72,36 @@ class BatchStats:
     failed: Counter[str] = field(default_factory=Counter)
 
 
-async def handle_batch(
-    conn: Connection,
+async def prepare(
+    conn: Connection, work: Sequence[tuple[PartitionState, Sequence[Inbound]]]
+) -> set[InputKey]:
+    """Load the views these batches need that are not held; return the inputs among them
+    that the log already holds."""
+    accepted = [
+        (state, r.parsed.event)
+        for state, records in work
+        for r in records
+        if isinstance(r.parsed, Accepted)
+    ]
+    missing = {e.workspaceid for state, e in accepted if e.workspaceid not in state.views}
+    if missing:
+        loaded = await load_views(conn, missing)
+        for state, e in accepted:
+            if e.workspaceid in missing:
+                state.views.setdefault(e.workspaceid, loaded[e.workspaceid])
+    return await seen_inputs(conn, [input_key(e) for _, e in accepted])
+
+
+def handle_batch(
     state: PartitionState,
     records: Sequence[Inbound],
     now: datetime,
     settings: Settings,
+    seen: set[InputKey],
 ) -> tuple[BatchWrite, BatchStats]:
+    """`seen`: inputs already logged (`prepare`); the batch's own inputs are added to it."""
     batch = BatchWrite(group_id=settings.group_id, partition=state.partition)
     stats = BatchStats()
-    accepted = [r.parsed.event for r in records if isinstance(r.parsed, Accepted)]
-    missing = {e.workspaceid for e in accepted} - state.views.keys()
-    if missing:
-        state.views.update(await load_views(conn, missing))
-    seen = await seen_inputs(conn, [input_key(e) for e in accepted])
     changed: dict[str, set[Changed]] = {}
     outputs = settings.output_topics
 

@@ -53,7 +53,7 @@ class Metrics:
         )
         self.batch = Histogram(
             "handoff_batch_seconds",
-            "One partition's batch: decide, commit, relay",
+            "One step's batches (every partition with ready records): decide, commit, relay",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

@@ -24,15 +24,18 @@ from aiokafka.structs import ConsumerRecord
 from handoff.adapters.cloudevents import Accepted, Parsed, Rejected, parse
 from handoff.adapters.pg_store import (
     FROM_START,
+    BatchWrite,
     Fenced,
-    commit_batch,
+    OutboxEntry,
+    clear_outbox,
+    commit_batches,
     count_outbox,
     delete_outbox,
     load_due_timers,
     load_outbox,
     load_positions,
 )
-from handoff.app.handle import BatchStats, PartitionState, PoisonRecord, handle_batch
+from handoff.app.handle import BatchStats, PartitionState, PoisonRecord, handle_batch, prepare
 from handoff.app.merge import Inbound, Merger
 from handoff.app.metrics import Metrics
 from handoff.app.settings import Settings
@@ -95,6 +98,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
         )
         self._producer = AIOKafkaProducer(
             **settings.kafka_options(),
@@ -160,11 +164,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         }
         for partition, timers in (await self._due_timers()).items():
             ready[partition] = [*timers, *ready[partition]]
-        work = [self._process(p, records) for p, records in ready.items() if records]
-        reached: dict[TopicPartition, int] = {}
-        for moved in await asyncio.gather(*work):
-            reached.update(moved)
-        return reached
+        work = {p: records for p, records in ready.items() if records}
+        return await self._process(work) if work else {}
 
     async def _due_timers(self) -> dict[int, list[Inbound]]:
         """Timers of owned partitions that fell due (a second apart at most), as inputs.
@@ -256,72 +257,90 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                     await self._consumer.seek_to_beginning(tp)
                     owned.next_offset[tp] = FROM_START
 
-    async def _process(self, partition: int, records: list[Inbound]) -> dict[TopicPartition, int]:
-        """Handle and commit one partition's ready records; returns the offsets it reached.
+    async def _process(self, ready: dict[int, list[Inbound]]) -> dict[TopicPartition, int]:
+        """Handle every partition's ready records and commit them in one transaction;
+        returns the offsets reached.
 
-        A failure never stops the other partitions: the partition is taken again from its
-        stored positions. A record on which the core itself fails is remembered and, when it
-        comes round again, dead-lettered with the error instead of stalling the partition.
+        A record on which the core itself fails is remembered and, when it comes round
+        again, dead-lettered with the error instead of stalling its partition; that partition
+        is taken again from its stored positions while the others go on. When the commit
+        fails, every partition in it is taken again: their views ran ahead of the database.
         """
-        owned = self._owned[partition]
         started = self._clock()
+        handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]] = []
         try:
             async with self._pool.acquire() as conn:
-                batch, stats = await handle_batch(
-                    conn, owned.state, records, started, self._settings
+                seen = await prepare(
+                    conn, [(self._owned[p].state, records) for p, records in ready.items()]
                 )
-                await commit_batch(conn, batch)
+                for partition, records in ready.items():
+                    state = self._owned[partition].state
+                    try:
+                        batch, stats = handle_batch(state, records, started, self._settings, seen)
+                    except PoisonRecord as poison:
+                        self._remember_poison(poison)
+                        self._retake(partition)
+                        continue
+                    handled.append((partition, records, batch, stats))
+                await commit_batches(conn, [batch for _, _, batch, _ in handled])
         except Fenced as lost:
             log.warning(
-                "fenced: another instance owns the partition", partition=partition, detail=str(lost)
+                "fenced: another instance owns the partition",
+                partitions=sorted(lost.partitions),
+                detail=str(lost),
             )
-            self._retake(partition)
-            return {}
-        except PoisonRecord as poison:
-            r = poison.record
-            event = r.parsed.event if isinstance(r.parsed, Accepted) else None
-            log.error(
-                "record could not be applied; it will be dead-lettered",
-                event_id=event.id if event else None,
-                workspace=event.workspaceid if event else None,
-                contact=event.subject if event else None,
-                topic=r.topic,
-                partition=r.partition,
-                offset=r.offset,
-                error=poison.reason,
-            )
-            self._poison[(r.topic, r.partition, r.offset)] = poison.reason
-            self._retake(partition)
+            for partition in ready:
+                self._retake(partition)
             return {}
         except Exception:
-            log.exception("batch failed; re-reading from the stored position", partition=partition)
-            self._retake(partition)
+            log.exception(
+                "batch failed; re-reading from the stored positions", partitions=sorted(ready)
+            )
+            for partition in ready:
+                self._retake(partition)
             self._backoff = True
             return {}
-        for tp, (_, reached) in batch.positions.items():
-            owned.state.positions[tp] = reached
-        await self._relay(partition, batch.outbox)
-        self._measure(records, stats, started)
-        log.info(
-            "batch",
-            partition=partition,
-            records=len(records),
-            applied=stats.applied,
-            duplicates=stats.duplicates,
-            skipped=stats.skipped,
-            dead_lettered=stats.dead_lettered,
-            decided={"/".join(filter(None, k)): n for k, n in stats.decided.items()},
-            ms=round((self._clock() - started).total_seconds() * 1000, 1),
-        )
-        return {
-            TopicPartition(t, p): reached
-            for (t, p), (stored, reached) in batch.positions.items()
-            if reached != stored
-        }
+        reached: dict[TopicPartition, int] = {}
+        for partition, _, batch, _ in handled:
+            for (topic, p), (stored, moved) in batch.positions.items():
+                self._owned[partition].state.positions[topic, p] = moved
+                if moved != stored:
+                    reached[TopicPartition(topic, p)] = moved
+        await self._relay_written({partition: batch.outbox for partition, _, batch, _ in handled})
+        done = self._clock()
+        self._metrics.batch.observe((done - started).total_seconds())
+        for partition, records, _, stats in handled:
+            self._measure(records, stats, done)
+            log.info(
+                "batch",
+                partition=partition,
+                records=len(records),
+                applied=stats.applied,
+                duplicates=stats.duplicates,
+                skipped=stats.skipped,
+                dead_lettered=stats.dead_lettered,
+                decided={"/".join(filter(None, k)): n for k, n in stats.decided.items()},
+                ms=round((done - started).total_seconds() * 1000, 1),
+            )
+        return reached
 
-    def _measure(self, records: list[Inbound], stats: BatchStats, started: datetime) -> None:
-        m, done = self._metrics, self._clock()
-        m.batch.observe((done - started).total_seconds())
+    def _remember_poison(self, poison: PoisonRecord) -> None:
+        r = poison.record
+        event = r.parsed.event if isinstance(r.parsed, Accepted) else None
+        log.error(
+            "record could not be applied; it will be dead-lettered",
+            event_id=event.id if event else None,
+            workspace=event.workspaceid if event else None,
+            contact=event.subject if event else None,
+            topic=r.topic,
+            partition=r.partition,
+            offset=r.offset,
+            error=poison.reason,
+        )
+        self._poison[(r.topic, r.partition, r.offset)] = poison.reason
+
+    def _measure(self, records: list[Inbound], stats: BatchStats, done: datetime) -> None:
+        m = self._metrics
         for r in records:
             if r.timestamp_ms is not None and isinstance(r.parsed, Accepted):
                 m.end_to_end.observe(max(0.0, done.timestamp() - r.timestamp_ms / 1000))
@@ -342,25 +361,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         if self._owned.pop(partition, None) is not None:
             self._to_take.add(partition)
 
-    async def _relay(
-        self, partition: int, just_written: list[tuple[int, str, bytes | None, bytes]] | None = None
-    ) -> None:
-        """Produce the partition's outbox in order; on failure, try again at the next step.
-
-        Right after a commit, when nothing older waits, the outbox of the partition holds
-        exactly the rows just written (we hold the partition's lock, and a fenced writer's
-        rows were rolled back): they are produced from memory, not read back.
-        """
+    async def _relay(self, partition: int) -> None:
+        """Produce the partition's outbox in order; on failure, try again at the next step."""
         try:
             async with self._pool.acquire() as conn:
-                if just_written is not None and partition not in self._to_relay:
-                    sent = [
-                        await self._producer.send(topic, value, key=key)
-                        for _, topic, key, value in just_written
-                    ]
-                    await asyncio.gather(*sent)
-                    if just_written:
-                        await delete_outbox(conn, partition, None)
                 while rows := await load_outbox(conn, partition):
                     sent = [await self._producer.send(r.topic, r.value, key=r.key) for r in rows]
                     await asyncio.gather(*sent)
@@ -370,6 +374,31 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             log.exception("outbox relay failed; will retry", partition=partition)
             self._to_relay.add(partition)
             self._backoff = True
+
+    async def _relay_written(self, written: dict[int, list[OutboxEntry]]) -> None:
+        """Produce what a step just committed, from memory, and clear those outboxes.
+
+        When nothing older waits, a partition's outbox holds exactly the rows just written
+        (we hold the lock, and a fenced writer's rows were rolled back), so nothing is read
+        back. A partition with an older backlog is relayed from the database, in order.
+        """
+        fresh = {p: rows for p, rows in written.items() if rows and p not in self._to_relay}
+        try:
+            sent = [
+                await self._producer.send(topic, value, key=key)
+                for rows in fresh.values()
+                for _, topic, key, value in rows
+            ]
+            await asyncio.gather(*sent)
+            if fresh:
+                async with self._pool.acquire() as conn:
+                    await clear_outbox(conn, list(fresh))
+        except Exception:
+            log.exception("outbox relay failed; will retry", partitions=sorted(fresh))
+            self._to_relay.update(fresh)
+            self._backoff = True
+        for partition in written.keys() & self._to_relay:
+            await self._relay(partition)
 
     async def _commit_kafka(self, reached: dict[TopicPartition, int]) -> None:
         if not reached:

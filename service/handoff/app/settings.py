@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     topic_deadletter: str = "routing.deadletter"
     partitions: int = Field(default=8, ge=1)
     batch_max_records: int = Field(default=2000, ge=1)
+    fetch_max_wait_ms: int = Field(default=10, ge=0)
+    """How long the broker may hold a fetch that finds nothing new. A record arriving at an
+    idle partition waits for the held fetch to end (Tansu answers near its end), so this
+    bounds idle latency; aiokafka's 500 ms default put p99 at half a second under light load."""
     max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
