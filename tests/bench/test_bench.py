@@ -14,7 +14,7 @@ import yaml
 
 from handoff.adapters.cloudevents import Accepted, parse
 from handoff.app.settings import Settings
-from handoff.bench.latency import LevelResult
+from handoff.bench.latency import LevelResult, Paced
 from handoff.bench.memory import TEMPLATES, MemoryResult, _day, fold
 from handoff.bench.options import FULL, QUICK, add_arguments, options_from
 from handoff.bench.pipe import PipeResult
@@ -126,8 +126,13 @@ def _results() -> Results:
     )
     results.replayed = ReplayResult(60_000, 40_000, 100, 2.0, ())
     results.levels = [
-        LevelResult(0.25, 1000.0, 6000, 6.0, 400, LatencySummary(500, 0.012, 0.045, 0.050)),
-        LevelResult(0.5, 2000.0, 12000, 6.0, 0, None),
+        LevelResult(
+            0.25,
+            1000.0,
+            Paced(6000, 6.0, 400, LatencySummary(500, 0.012, 0.045, 0.050)),
+            Paced(6000, 6.0, 6000, LatencySummary(6000, 0.004, 0.021, 0.030)),
+        ),
+        LevelResult(0.5, 2000.0, Paced(12000, 6.0, 0, None), None),
     ]
     results.memory = [
         MemoryResult(1000, 1, 600.0, 50 * 2**20, 150 * 2**20, 1.0),
@@ -148,8 +153,9 @@ def test_the_report_shows_every_measurement_and_ends_with_the_ratio() -> None:
         "test CPU",
         "40,000 records/s",
         "4,000 events/s",
-        "p50 12 ms  p99 45 ms  max 50 ms",
-        "no outputs",
+        "handoff: p50 12 ms  p99 45 ms  max 50 ms",
+        "no-op pipe: p50 4.0 ms  p99 21 ms  max 30 ms",
+        "handoff: sent 12,000 in 6.0 s (2,000/s); 0 inputs answered; no outputs",
         "30,000 events/s",
         "5.0x: 20,000 inputs/s re-decided vs 4,000 inputs/s applied live",
         "run.jumped 7",

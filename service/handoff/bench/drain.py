@@ -28,6 +28,7 @@ __all__ = [
     "Processes",
     "drain_instances",
     "in_process",
+    "pipe_process",
     "process_env",
     "processes",
 ]
@@ -97,6 +98,7 @@ def process_env(settings: Settings, http_port: int) -> dict[str, str]:
         "HANDOFF_GROUP_ID": settings.group_id,
         "HANDOFF_PARTITIONS": str(settings.partitions),
         "HANDOFF_BATCH_MAX_RECORDS": str(settings.batch_max_records),
+        "HANDOFF_FETCH_MAX_WAIT_MS": str(settings.fetch_max_wait_ms),
         "HANDOFF_MAX_RECORD_BYTES": str(settings.max_record_bytes),
         "HANDOFF_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
         "HANDOFF_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
@@ -112,16 +114,28 @@ def _inherited() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("HANDOFF_")}
 
 
-def _start(env: dict[str, str], log: Path) -> "subprocess.Popen[bytes]":
-    """`handoff run` as a process of its own, its output to `log`."""
+def _start(
+    env: dict[str, str], log: Path, command: tuple[str, ...] = ("handoff.cli", "run")
+) -> "subprocess.Popen[bytes]":
+    """`python -m *command` (`handoff run`) as a process of its own, its output to `log`."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "handoff.cli", "run"],
+            [sys.executable, "-m", *command],
             env={**_inherited(), **env},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=out,
         )
+
+
+async def _terminate(process: "subprocess.Popen[bytes]") -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.to_thread(process.wait, 60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        await asyncio.to_thread(process.wait)
 
 
 def _free_port() -> int:
@@ -217,11 +231,23 @@ async def processes(settings: Settings, count: int, log_dir: Path) -> AsyncItera
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in started.processes:
-            try:
-                await asyncio.to_thread(p.wait, 60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                await asyncio.to_thread(p.wait)
+            await _terminate(p)
+
+
+@contextlib.asynccontextmanager
+async def pipe_process(settings: Settings, out_topic: str, log: Path) -> AsyncIterator[None]:
+    """The no-op pipe (`python -m handoff.bench.pipe`) as a process of its own, as `handoff
+    run` is measured, entered once it says it is ready; SIGTERM on the way out."""
+    process = _start(process_env(settings, 0), log, ("handoff.bench.pipe", out_topic))
+    try:
+        deadline = time.perf_counter() + _READY_TIMEOUT
+        while "ready" not in _tail(log):
+            if process.poll() is not None or time.perf_counter() > deadline:
+                raise RuntimeError(f"the pipe process did not start:\n{_tail(log)}")
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        await _terminate(process)
 
 
 async def drain_instances(settings: Settings, count: int, records: int, log_dir: Path) -> Instances:

@@ -18,21 +18,23 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from handoff.adapters.kafka_send import input_topic_for
 from handoff.app.settings import Settings
-from handoff.bench.servers import wait_drained, wall_now
+from handoff.bench.servers import wall_now
 from handoff.bench.stats import LatencySummary, summarize_latencies
 from handoff.demo.traffic import CloudEvent
 
-__all__ = ["LevelResult", "run_level"]
+__all__ = ["LevelResult", "Paced", "pace"]
 
 _TICK = 0.002
 """Seconds between the pacer's looks at the clock."""
 
+_ANSWER_TIMEOUT = 60.0
+"""Seconds the pipe's last outputs are waited for."""
+
 
 @dataclass(frozen=True, slots=True)
-class LevelResult:
-    share: float
-    """Of the sustained rate."""
-    target_rate: float
+class Paced:
+    """One service's answers to one paced run."""
+
     sent: int
     seconds: float
     inputs_answered: int
@@ -44,7 +46,17 @@ class LevelResult:
         return self.sent / self.seconds if self.seconds else 0.0
 
 
-async def _output_consumer(settings: Settings) -> AIOKafkaConsumer:
+@dataclass(frozen=True, slots=True)
+class LevelResult:
+    share: float
+    """Of the sustained rate."""
+    target_rate: float
+    handoff: Paced
+    pipe: Paced | None
+    """The no-op pipe at the same rate: the latency floor of the broker and the machine."""
+
+
+async def _output_consumer(settings: Settings, topics: Sequence[str]) -> AIOKafkaConsumer:
     """A consumer at the end of every output partition (it may re-read the broker's last
     batch, see the broker notes: harmless, those outputs match no input of this level)."""
     consumer = AIOKafkaConsumer(
@@ -56,7 +68,7 @@ async def _output_consumer(settings: Settings) -> AIOKafkaConsumer:
     await consumer.start()
     tps = [
         TopicPartition(topic, p)
-        for topic in settings.output_topics.values()
+        for topic in topics
         for p in consumer.partitions_for_topic(topic) or range(settings.partitions)
     ]
     consumer.assign(tps)
@@ -66,7 +78,12 @@ async def _output_consumer(settings: Settings) -> AIOKafkaConsumer:
     return consumer
 
 
-async def _read(consumer: AIOKafkaConsumer, arrivals: list[tuple[str, float]]) -> None:
+async def _read(
+    consumer: AIOKafkaConsumer,
+    arrivals: list[tuple[str, float]],
+    expected: int,
+    all_arrived: asyncio.Event,
+) -> None:
     while True:
         polled = await consumer.getmany(timeout_ms=100)
         at = time.perf_counter()
@@ -76,23 +93,29 @@ async def _read(consumer: AIOKafkaConsumer, arrivals: list[tuple[str, float]]) -
                     cause = orjson.loads(m.value).get("causationid")
                     if isinstance(cause, str):
                         arrivals.append((cause, at))
+        if len(arrivals) >= expected:
+            all_arrived.set()
 
 
-async def run_level(
+async def pace(
     settings: Settings,
     events: Sequence[CloudEvent],
-    share: float,
     rate: float,
     seconds: float,
-    logged_before: int,
-    alive: Callable[[], Awaitable[None]],
-) -> tuple[LevelResult, int]:
-    """Send `rate` events/s of `events` for `seconds` (at most all of them); returns the
-    result and the Kafka inputs the log holds once they are all applied."""
+    outputs: Sequence[str],
+    applied: Callable[[int], Awaitable[None]] | None,
+) -> Paced:
+    """Send `rate` events/s of `events` for `seconds` (at most all of them) to the input
+    topics of `settings`, and time the outputs that arrive on `outputs`.
+
+    `applied(sent)` returns once the service has applied every input sent; None says the
+    service answers each input with one output (the pipe), so that is waited for instead.
+    """
     total = min(len(events), max(1, round(rate * seconds)))
-    consumer = await _output_consumer(settings)
+    consumer = await _output_consumer(settings, outputs)
     arrivals: list[tuple[str, float]] = []
-    reader = asyncio.create_task(_read(consumer, arrivals))
+    all_arrived = asyncio.Event()
+    reader = asyncio.create_task(_read(consumer, arrivals, total, all_arrived))
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap or "", acks="all", linger_ms=1
     )
@@ -125,14 +148,11 @@ async def run_level(
             await asyncio.sleep(_TICK)
         await asyncio.gather(*deliveries)
         paced = time.perf_counter() - started
-        drained = await wait_drained(
-            settings.database_url or "",
-            settings.group_id,
-            logged_before + total,
-            time.perf_counter(),
-            alive,
-            limit=300,
-        )
+        if applied is not None:
+            await applied(total)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(all_arrived.wait(), _ANSWER_TIMEOUT)
         # The last outputs are relayed; give the consumer until it has seen nothing new for
         # half a second.
         seen, quiet_since = len(arrivals), time.perf_counter()
@@ -148,5 +168,4 @@ async def run_level(
         await consumer.stop()
     latencies = [at - produced[cause] for cause, at in arrivals if cause in produced]
     answered = len({cause for cause, _ in arrivals if cause in produced})
-    result = LevelResult(share, rate, total, paced, answered, summarize_latencies(latencies))
-    return result, drained.inputs
+    return Paced(total, paced, answered, summarize_latencies(latencies))

@@ -1,15 +1,20 @@
 """The baseline: a no-op aiokafka pipe over the very records handoff reads.
 
-It consumes the backlog from handoff's own input topics (same bytes, partitioning by
-workspace key, partition count), with handoff's poll size (`getmany(max_records=
-HANDOFF_BATCH_MAX_RECORDS)`), parses each record with orjson and writes it back out as JSON,
-produces one output record per input (acks=all, linger 5 ms, as handoff's producer), waits
-for the batch's acknowledgements and commits the batch's offsets. Nothing is stored or
-decided: this is the ceiling a Kafka-in, Kafka-out service can reach here.
+It consumes handoff's own input topics (same bytes, partitioning by workspace key,
+partition count), with handoff's poll size (`getmany(max_records=HANDOFF_BATCH_MAX_RECORDS)`)
+and fetch wait, parses each record with orjson and writes it back out as JSON with the
+input's id as its `causationid`, produces one output record per input (acks=all), waits for
+the batch's acknowledgements and commits the batch's offsets. Nothing is stored or decided:
+this is the ceiling a Kafka-in, Kafka-out service can reach here, in throughput
+(`run_pipe`, a backlog) and in latency (`python -m handoff.bench.pipe`, a process of its
+own that pipes until it is stopped, as `handoff run` is measured).
 """
 
 import asyncio
+import signal
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -31,21 +36,25 @@ class PipeResult:
         return self.records / self.seconds
 
 
-async def run_pipe(settings: Settings, out_topic: str, records: int) -> PipeResult:
-    """Pipe `records` records from the input topics of `settings` to `out_topic`."""
+def _output(value: bytes) -> bytes:
+    event = orjson.loads(value)
+    return orjson.dumps({**event, "causationid": event.get("id")})
+
+
+async def _pipe(settings: Settings, out_topic: str, go_on: Callable[[int], bool]) -> PipeResult:
+    """Pipe from the start of the input topics of `settings` while `go_on(records piped)`."""
     bootstrap = settings.kafka_bootstrap or ""
+    fetch_bytes = max(1024 * 1024, settings.max_record_bytes * 2)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_request_size=max(1024 * 1024, settings.max_record_bytes * 2),
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_request_size=fetch_bytes
     )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=f"{settings.group_id}-pipe",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
+        max_partition_fetch_bytes=fetch_bytes,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )
     await producer.start()
     try:
@@ -60,14 +69,14 @@ async def run_pipe(settings: Settings, out_topic: str, records: int) -> PipeResu
             await consumer.seek_to_beginning(*partitions)
             done = batches = 0
             started = time.perf_counter()
-            while done < records:
+            while go_on(done):
                 polled = await consumer.getmany(
                     timeout_ms=200, max_records=settings.batch_max_records
                 )
                 if not polled:
                     continue
                 sent = [
-                    await producer.send(out_topic, orjson.dumps(orjson.loads(m.value)), key=m.key)
+                    await producer.send(out_topic, _output(m.value), key=m.key)
                     for messages in polled.values()
                     for m in messages
                     if m.value is not None
@@ -81,3 +90,20 @@ async def run_pipe(settings: Settings, out_topic: str, records: int) -> PipeResu
             await consumer.stop()
     finally:
         await producer.stop()
+
+
+async def run_pipe(settings: Settings, out_topic: str, records: int) -> PipeResult:
+    """Pipe `records` records from the input topics of `settings` to `out_topic`."""
+    return await _pipe(settings, out_topic, lambda done: done < records)
+
+
+async def _pipe_until_stopped(settings: Settings, out_topic: str) -> None:
+    stopped = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    print("ready", flush=True)
+    await _pipe(settings, out_topic, lambda _: not stopped.is_set())
+
+
+if __name__ == "__main__":
+    # python -m handoff.bench.pipe OUT_TOPIC, with the settings in HANDOFF_* variables.
+    asyncio.run(_pipe_until_stopped(Settings(), sys.argv[1]))

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from handoff.bench.drain import Instances
-from handoff.bench.latency import LevelResult
+from handoff.bench.latency import LevelResult, Paced
 from handoff.bench.memory import MemoryResult
 from handoff.bench.options import BenchOptions
 from handoff.bench.pipe import PipeResult
@@ -116,21 +116,24 @@ def _decided(decided: Counter[str]) -> str:
 def _latency(r: Results) -> Section:
     s = Section("3. latency: produce of an input -> arrival of each output it caused")
     for level in r.levels:
-        what = f"{level.share:.0%} ({_n(level.target_rate)}/s)"
-        head = (
-            f"sent {level.sent:,} in {level.seconds:.1f} s ({_n(level.achieved_rate)}/s); "
-            f"{level.inputs_answered:,} inputs answered"
-        )
-        lat = level.latency
-        if lat is None:
-            s.add(what, f"{head}; no outputs")
-        else:
-            s.add(
-                what,
-                f"p50 {_ms(lat.p50)}  p99 {_ms(lat.p99)}  max {_ms(lat.max)}"
-                f"  ({lat.samples:,} outputs)\n{head}",
-            )
+        s.add(f"{level.share:.0%} ({_n(level.target_rate)}/s)", _paced("handoff", level.handoff))
+        if level.pipe is not None:
+            s.add("", _paced("no-op pipe", level.pipe))
     return s
+
+
+def _paced(who: str, paced: Paced) -> str:
+    head = (
+        f"sent {paced.sent:,} in {paced.seconds:.1f} s ({_n(paced.achieved_rate)}/s); "
+        f"{paced.inputs_answered:,} inputs answered"
+    )
+    lat = paced.latency
+    if lat is None:
+        return f"{who}: {head}; no outputs"
+    return (
+        f"{who}: p50 {_ms(lat.p50)}  p99 {_ms(lat.p99)}  max {_ms(lat.max)}"
+        f"  ({lat.samples:,} outputs)\n{head}"
+    )
 
 
 def _replay(r: Results) -> Section:

@@ -42,8 +42,8 @@ import asyncpg
 
 from handoff.app.logs import configure
 from handoff.app.settings import Settings
-from handoff.bench.drain import drain_instances, in_process, processes
-from handoff.bench.latency import LevelResult, run_level
+from handoff.bench.drain import drain_instances, in_process, pipe_process, processes
+from handoff.bench.latency import LevelResult, Paced, pace
 from handoff.bench.machine import machine_rows
 from handoff.bench.memory import MemoryResult, measure_memory
 from handoff.bench.options import BenchOptions, add_arguments, options_from
@@ -165,33 +165,16 @@ async def _measure(
     results.replayed = await time_replay(dsn)
     _say(f"   {results.replayed.rate:,.0f} events/s")
 
-    _say("3. latency: a `handoff run` process on the same topics and database ...")
-    logged = await _logged(dsn)
-    per_workspace = len(records) / options.workspaces
-    async with processes(settings, 1, data_dir) as running:
-        for share in options.latency_shares:
-            rate = share * results.rate
-            _say(f"3. latency at {share:.0%} of the sustained rate ({rate:,.0f}/s) ...")
-            fresh = stream_params(
-                max(1, math.ceil(rate * options.latency_seconds / per_workspace)),
-                options.conversations,
-                wall_now(),
-                options.agents,
-                seed=options.seed + 1,
-                id_prefix=f"lat{share * 100:.0f}-",
-                workspace_suffix=f"-lat{share * 100:.0f}",
-            )
-            level, logged = await run_level(
-                settings,
-                day_events(fresh),
-                share,
-                rate,
-                options.latency_seconds,
-                logged,
-                running.alive,
-            )
-            results.levels.append(level)
-            _say(_level_line(level))
+    results.levels = await _latency(
+        options,
+        base,
+        servers,
+        settings,
+        results.rate,
+        len(records) / options.workspaces,
+        data_dir,
+        token,
+    )
 
     for count in (1, 2):
         _say(f"6. {count} `handoff run` process(es) drain the backlog ...")
@@ -200,6 +183,67 @@ async def _measure(
         results.instances.append(instances)
         _say(f"   {instances.drained.inputs / instances.drained.seconds:,.0f} events/s")
     return results
+
+
+async def _latency(
+    options: BenchOptions,
+    base: Settings,
+    servers: Servers,
+    settings: Settings,
+    rate: float,
+    per_workspace: float,
+    data_dir: Path,
+    token: str,
+) -> list[LevelResult]:
+    """Each level's paced traffic (fresh workspaces, `per_workspace` events each) through a
+    `handoff run` process on the topics and database of (2), then through the no-op pipe's
+    process on topics of its own."""
+    _say("3. latency: a `handoff run` process on the same topics and database ...")
+    dsn = settings.database_url or ""
+    logged = await _logged(dsn)
+    streams = {
+        share: day_events(
+            stream_params(
+                max(1, math.ceil(share * rate * options.latency_seconds / per_workspace)),
+                options.conversations,
+                wall_now(),
+                options.agents,
+                seed=options.seed + 1,
+                id_prefix=f"lat{share * 100:.0f}-",
+                workspace_suffix=f"-lat{share * 100:.0f}",
+            )
+        )
+        for share in options.latency_shares
+    }
+    handoff: dict[float, Paced] = {}
+    async with processes(settings, 1, data_dir) as running:
+
+        async def applied(sent: int) -> None:
+            nonlocal logged
+            drained = await wait_drained(
+                dsn, settings.group_id, logged + sent, time.perf_counter(), running.alive, 300
+            )
+            logged = drained.inputs
+
+        for share, events in streams.items():
+            _say(f"3. latency at {share:.0%} of the sustained rate ({share * rate:,.0f}/s) ...")
+            outputs = list(settings.output_topics.values())
+            handoff[share] = await pace(
+                settings, events, share * rate, options.latency_seconds, outputs, applied
+            )
+    pipe_settings = bench_settings(base, servers.bootstrap, dsn, f"bench-{token}-latency-pipe")
+    out = pipe_settings.topic("pipe.out")
+    await create_topics(pipe_settings, [out])
+    levels = []
+    async with pipe_process(pipe_settings, out, data_dir / "latency-pipe.log"):
+        for share, events in streams.items():
+            _say(f"3. the no-op pipe at {share:.0%} of the sustained rate ...")
+            pipe = await pace(
+                pipe_settings, events, share * rate, options.latency_seconds, [out], None
+            )
+            levels.append(LevelResult(share, share * rate, handoff[share], pipe))
+            _say(_level_line(levels[-1]))
+    return levels
 
 
 async def _logged(dsn: str) -> int:
@@ -215,12 +259,15 @@ async def _logged(dsn: str) -> int:
 
 
 def _level_line(level: LevelResult) -> str:
-    lat = level.latency
-    if lat is None:
-        return "   no outputs"
-    return (
-        f"   p50 {lat.p50 * 1000:.0f} ms, p99 {lat.p99 * 1000:.0f} ms, max {lat.max * 1000:.0f} ms"
-    )
+    def line(paced: Paced | None) -> str:
+        lat = paced.latency if paced else None
+        if lat is None:
+            return "no outputs"
+        return (
+            f"p50 {lat.p50 * 1000:.0f} ms, p99 {lat.p99 * 1000:.0f} ms, max {lat.max * 1000:.0f} ms"
+        )
+
+    return f"   handoff {line(level.handoff)}; pipe {line(level.pipe)}"
 
 
 def _memory(options: BenchOptions) -> list[MemoryResult]:
