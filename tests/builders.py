@@ -53,6 +53,7 @@ def workflow(
     id: str = "wf",
     trigger: str = "conversation_opened",
     source: list[str] | None = None,
+    once_per_contact: bool = False,
     ws: str = WS,
     **kw: Any,
 ) -> Envelope:
@@ -60,7 +61,11 @@ def workflow(
         "id": id,
         "workspace_id": ws,
         "name": id,
-        "trigger": {"type": trigger, **({"source": source} if source else {})},
+        "trigger": {
+            "type": trigger,
+            **({"source": source} if source else {}),
+            **({"once_per_contact": True} if once_per_contact else {}),
+        },
         "steps": [{"id": f"s{i}", **s} for i, s in enumerate(steps, 1)],
     }
     return event("workflow.published", {"definition": definition}, ws=ws, **kw)

@@ -17,7 +17,7 @@ from handoff.core.events import (
     StepEntered,
 )
 from handoff.core.ids import RunId
-from handoff.core.view import Run, WorkspaceView
+from handoff.core.view import Run, WorkspaceView, contact_workflow_key
 
 HANDLES = frozenset(
     {
@@ -46,7 +46,7 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
                 conversation_id=d.conversation_id,
             )
             yield "runs", d.run_id
-            key = f"{d.workflow_id}/{d.contact_id}"
+            key = contact_workflow_key(d.workflow_id, d.contact_id)
             view.contact_workflows[key] = view.contact_workflows.get(key, 0) + 1
             yield "contact_workflows", key
         case StepEntered(data=d):

@@ -6,7 +6,7 @@ instance that no longer owns a partition (a zombie after a rebalance) finds its 
 position gone and the whole transaction rolls back, so an input is applied at most once.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +18,7 @@ from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.timers import TimerKind
 from handoff.core.view import WorkspaceView
 from handoff_projections import TABLES
+from handoff_projections.resident import CONTACT_TABLES, pinned, wanted
 from handoff_projections.rows import dump_row, load_row
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "load_due_timers",
     "load_outbox",
     "load_positions",
+    "load_rows",
     "load_views",
     "migrate",
     "replace_projections",
@@ -142,6 +144,9 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
 
 
 async def load_views(conn: Connection, workspace_ids: Iterable[str]) -> dict[str, WorkspaceView]:
+    """The workspaces' views as a decision needs them: every row of the workspace's own
+    tables, and of its contacts and conversations only the pinned ones (the others are read
+    back when an event names them: `handoff_projections.resident`)."""
     ids = list(workspace_ids)
     views = {ws: WorkspaceView(workspace_id=ws) for ws in ids}
     for r in await conn.fetch(
@@ -150,11 +155,37 @@ async def load_views(conn: Connection, workspace_ids: Iterable[str]) -> dict[str
         views[r["workspace_id"]].version = r["version"]
     for r in await conn.fetch(
         "SELECT workspace_id, tbl, key, value::text FROM projection_rows"
-        " WHERE workspace_id = ANY($1::text[])",
+        " WHERE workspace_id = ANY($1::text[]) AND tbl <> ALL($2::text[])",
         ids,
+        list(CONTACT_TABLES),
     ):
         load_row(views[r["workspace_id"]], r["tbl"], r["key"], r["value"])
+    await load_rows(
+        conn,
+        views,
+        [
+            (ws, table, key)
+            for ws, view in views.items()
+            for table, key in wanted(view, *pinned(view))
+        ],
+    )
     return views
+
+
+async def load_rows(
+    conn: Connection, views: Mapping[str, WorkspaceView], keys: Sequence[tuple[str, str, str]]
+) -> None:
+    """Read these (workspace, table, key) rows back into the views; a row not stored stays
+    absent."""
+    if not keys:
+        return
+    for r in await conn.fetch(
+        "SELECT p.workspace_id, p.tbl, p.key, p.value::text FROM projection_rows p"
+        " JOIN unnest($1::text[], $2::text[], $3::text[]) AS q(w, t, k)"
+        "   ON p.workspace_id = q.w AND p.tbl = q.t AND p.key = q.k",
+        *map(list, zip(*keys, strict=True)),
+    ):
+        load_row(views[r["workspace_id"]], r["tbl"], r["key"], r["value"])
 
 
 InputKey = tuple[str, str, str]

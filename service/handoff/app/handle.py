@@ -11,7 +11,7 @@ What a batch needs from the database (views not held, inputs already logged) is 
 """
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +23,7 @@ from handoff.adapters.pg_store import (
     Connection,
     InputKey,
     input_key,
+    load_rows,
     load_views,
     seen_inputs,
 )
@@ -31,8 +32,10 @@ from handoff.app.settings import Settings
 from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
 from handoff.core.events import OUTPUT_TOPIC_OF, AssignmentFailed
+from handoff.core.ids import ContactId, ConversationId
 from handoff.core.view import WorkspaceView
 from handoff_projections import Changed, evolve
+from handoff_projections.resident import contact_rows, evict, named, pinned, wanted
 from handoff_projections.rows import dump_row, row_value
 
 __all__ = ["BatchStats", "PartitionState", "PoisonRecord", "handle_batch", "prepare"]
@@ -50,13 +53,37 @@ class PoisonRecord(Exception):
         super().__init__(self.reason)
 
 
+EVICT_SLACK = 256
+"""Rows of contacts and conversations a view may gain over twice what it kept at its last
+eviction before it is evicted again: each eviction reads every row, so it is paid for by
+as many new rows as it leaves."""
+
+
 @dataclass
 class PartitionState:
-    """What this instance holds for one partition it owns."""
+    """What this instance holds for one partition it owns.
+
+    The views hold what a decision may read (`handoff_projections.resident`): rows of idle
+    contacts and closed conversations leave after a commit and are read back by `prepare`
+    when an input names them again.
+    """
 
     partition: int
     positions: dict[tuple[str, int], int]
     views: dict[str, WorkspaceView] = field(default_factory=dict)
+    whole: dict[str, set[ContactId]] = field(default_factory=dict)
+    """Workspace -> the contacts whose rows are all in memory."""
+    kept_rows: dict[str, int] = field(default_factory=dict)
+    """Workspace -> its contact and conversation rows right after its last eviction."""
+
+    def make_room(self, workspace_ids: Iterable[str]) -> None:
+        """Evict the idle rows of these workspaces' views once enough have piled up (their
+        changes committed: what leaves is stored)."""
+        for ws in workspace_ids:
+            view = self.views[ws]
+            if contact_rows(view) > 2 * self.kept_rows.get(ws, 0) + EVICT_SLACK:
+                self.whole[ws] &= evict(view)
+                self.kept_rows[ws] = contact_rows(view)
 
 
 @dataclass
@@ -75,7 +102,8 @@ class BatchStats:
 async def prepare(
     conn: Connection, work: Sequence[tuple[PartitionState, Sequence[Inbound]]]
 ) -> set[InputKey]:
-    """Load the views these batches need that are not held; return the inputs among them
+    """Load the views these batches need that are not held, and the rows of the contacts and
+    conversations their inputs name that are not in memory; return the inputs among them
     that the log already holds."""
     accepted = [
         (state, r.parsed.event)
@@ -87,8 +115,31 @@ async def prepare(
     if missing:
         loaded = await load_views(conn, missing)
         for state, e in accepted:
-            if e.workspaceid in missing:
-                state.views.setdefault(e.workspaceid, loaded[e.workspaceid])
+            if e.workspaceid in missing and e.workspaceid not in state.views:
+                view = state.views[e.workspaceid] = loaded[e.workspaceid]
+                state.whole[e.workspaceid] = pinned(view)[0]
+                state.kept_rows[e.workspaceid] = contact_rows(view)
+    # workspace -> its partition's state, the contacts and conversations to read back
+    named_by: dict[str, tuple[PartitionState, set[ContactId], set[ConversationId]]] = {}
+    for state, e in accepted:
+        contact, conversation = named(e)
+        ws = e.workspaceid
+        _, contacts, conversations = named_by.setdefault(ws, (state, set(), set()))
+        if contact is not None and contact not in state.whole[ws]:
+            contacts.add(contact)
+        if conversation is not None and conversation not in state.views[ws].conversations:
+            conversations.add(conversation)
+    await load_rows(
+        conn,
+        {ws: state.views[ws] for ws, (state, _, _) in named_by.items()},
+        [
+            (ws, table, key)
+            for ws, (state, contacts, conversations) in named_by.items()
+            for table, key in wanted(state.views[ws], contacts, conversations)
+        ],
+    )
+    for ws, (state, contacts, _) in named_by.items():
+        state.whole[ws] |= contacts
     return await seen_inputs(conn, [input_key(e) for _, e in accepted])
 
 

@@ -308,10 +308,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             return {}
         reached: dict[TopicPartition, int] = {}
         for partition, _, batch, _ in handled:
+            state = self._owned[partition].state
             for (topic, p), (stored, moved) in batch.positions.items():
-                self._owned[partition].state.positions[topic, p] = moved
+                state.positions[topic, p] = moved
                 if moved != stored:
                     reached[TopicPartition(topic, p)] = moved
+            state.make_room(batch.versions)
         await self._relay_written({partition: batch.outbox for partition, _, batch, _ in handled})
         done = self._clock()
         self._metrics.batch.observe((done - started).total_seconds())

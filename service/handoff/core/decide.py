@@ -22,7 +22,7 @@ from handoff.core.run_ref import Goto
 from handoff.core.steps import ask_question, assign_to
 from handoff.core.steps.cancel import cancel, cancelled_if_closed
 from handoff.core.timers import TimerElapsed
-from handoff.core.view import WorkspaceView
+from handoff.core.view import WorkspaceView, contact_workflow_key
 from handoff.core.workflow import AskQuestion, AssignTo
 
 __all__ = ["decide"]
@@ -84,7 +84,7 @@ def _start_runs(ctx: DecisionContext, event: ConversationOpened | ConversationCl
         if (workflow_id, contact_id) in active:
             continue
         if workflow.trigger.once_per_contact and ctx.view.contact_workflows.get(
-            f"{workflow_id}/{contact_id}"
+            contact_workflow_key(workflow_id, contact_id)
         ):
             continue
         run.start(ctx, workflow, published.version, contact_id, event.data.conversation_id)

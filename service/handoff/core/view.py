@@ -26,7 +26,14 @@ __all__ = [
     "Timer",
     "User",
     "WorkspaceView",
+    "contact_workflow_key",
 ]
+
+
+def contact_workflow_key(workflow_id: str, contact_id: str) -> str:
+    """The key of `WorkspaceView.contact_workflows`."""
+    return f"{workflow_id}/{contact_id}"
+
 
 WORKSPACE_CURSOR = ""
 """The round-robin cursor key of `assign_to: {workspace: true}`: no team id is empty."""
