@@ -5,6 +5,7 @@ open for its assignee.
 """
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from handoff.core.envelope import Envelope
 from handoff.core.ids import ContactId, ConversationId
@@ -29,11 +30,13 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
     match event:
         case ConversationOpened(data=d):
             old = view.conversations.get(d.conversation_id)
-            update = {"status": "open", "contact_id": d.contact_id}
-            if d.channel is not None:
-                update["channel"] = d.channel
             view.conversations[d.conversation_id] = (
-                old.model_copy(update=update)
+                replace(
+                    old,
+                    status="open",
+                    contact_id=d.contact_id,
+                    channel=old.channel if d.channel is None else d.channel,
+                )
                 if old
                 else Conversation(contact_id=d.contact_id, status="open", channel=d.channel)
             )
@@ -42,23 +45,25 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
         case ConversationClosed(data=d):
             old = view.conversations.get(d.conversation_id)
             view.conversations[d.conversation_id] = (
-                old.model_copy(update={"status": "closed"})
+                replace(old, status="closed")
                 if old
                 else Conversation(contact_id=d.contact_id, status="closed")
             )
             yield "conversations", d.conversation_id
             yield from _open(view, d.contact_id, d.conversation_id, False)
         case MessageReceived(data=d) if d.conversation_id in view.conversations:
-            view.conversations[d.conversation_id] = view.conversations[
-                d.conversation_id
-            ].model_copy(update={"last_incoming_at": event.time, "last_incoming_text": d.text})
+            view.conversations[d.conversation_id] = replace(
+                view.conversations[d.conversation_id],
+                last_incoming_at=event.time,
+                last_incoming_text=d.text,
+            )
             yield "conversations", d.conversation_id
         case MessageSent(data=d) if (
             d.conversation_id in view.conversations and d.sender.type not in _AUTOMATED
         ):
-            view.conversations[d.conversation_id] = view.conversations[
-                d.conversation_id
-            ].model_copy(update={"last_outgoing_at": event.time})
+            view.conversations[d.conversation_id] = replace(
+                view.conversations[d.conversation_id], last_outgoing_at=event.time
+            )
             yield "conversations", d.conversation_id
 
 

@@ -4,6 +4,7 @@ A run leaves this table when it ends; its whole history stays in the event log.
 """
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from handoff.core.envelope import Envelope
 from handoff.core.events import (
@@ -17,7 +18,7 @@ from handoff.core.events import (
     StepEntered,
 )
 from handoff.core.ids import RunId
-from handoff.core.view import Run, WorkspaceView, contact_workflow_key
+from handoff.core.view import Run, RunStatus, WorkspaceView, contact_workflow_key
 
 HANDLES = frozenset(
     {
@@ -33,7 +34,7 @@ HANDLES = frozenset(
 )
 TABLES = ("runs", "contact_workflows")
 
-_STATUS_OF_WAIT = {"wait": "waiting", "question": "asking", "queue": "queued"}
+_STATUS_OF_WAIT: dict[str, RunStatus] = {"wait": "waiting", "question": "asking", "queue": "queued"}
 
 
 def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
@@ -49,28 +50,27 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
             key = contact_workflow_key(d.workflow_id, d.contact_id)
             view.contact_workflows[key] = view.contact_workflows.get(key, 0) + 1
             yield "contact_workflows", key
-        case StepEntered(data=d):
-            yield from _update(view, d.run_id, step_id=d.step_id, status="running", attempts=0)
-        case AssignmentQueued(data=d) if d.workflow is not None:
-            yield from _update(view, d.workflow.run_id, status="queued")
-        case RunWaiting(data=d):
-            yield from _update(view, d.run_id, status=_STATUS_OF_WAIT[d.kind])
-        case QuestionAsked(data=d):
-            yield from _update(view, d.run_id, status="asking", attempts=d.attempt)
-        case Answered(data=d) if d.run_id in view.runs:
-            variables = {**view.runs[d.run_id].variables, d.variable: d.value}
-            yield from _update(view, d.run_id, variables=variables)
-        case Jumped(data=d) if d.run_id in view.runs:
-            jumps = view.runs[d.run_id].jumps
-            yield from _update(
-                view, d.run_id, jumps={**jumps, d.step_id: jumps.get(d.step_id, 0) + 1}
+        case StepEntered(data=d) if run := view.runs.get(d.run_id):
+            yield _put(
+                view, d.run_id, replace(run, step_id=d.step_id, status="running", attempts=0)
             )
+        case AssignmentQueued(data=d) if d.workflow and (run := view.runs.get(d.workflow.run_id)):
+            yield _put(view, d.workflow.run_id, replace(run, status="queued"))
+        case RunWaiting(data=d) if run := view.runs.get(d.run_id):
+            yield _put(view, d.run_id, replace(run, status=_STATUS_OF_WAIT[d.kind]))
+        case QuestionAsked(data=d) if run := view.runs.get(d.run_id):
+            yield _put(view, d.run_id, replace(run, status="asking", attempts=d.attempt))
+        case Answered(data=d) if run := view.runs.get(d.run_id):
+            variables = {**run.variables, d.variable: d.value}
+            yield _put(view, d.run_id, replace(run, variables=variables))
+        case Jumped(data=d) if run := view.runs.get(d.run_id):
+            jumps = {**run.jumps, d.step_id: run.jumps.get(d.step_id, 0) + 1}
+            yield _put(view, d.run_id, replace(run, jumps=jumps))
         case RunEnded(data=d) if d.run_id in view.runs:
             del view.runs[d.run_id]
             yield "runs", d.run_id
 
 
-def _update(view: WorkspaceView, run_id: RunId, **changes: object) -> Iterator[tuple[str, str]]:
-    if run_id in view.runs:
-        view.runs[run_id] = view.runs[run_id].model_copy(update=changes)
-        yield "runs", run_id
+def _put(view: WorkspaceView, run_id: RunId, run: Run) -> tuple[str, str]:
+    view.runs[run_id] = run
+    return "runs", run_id

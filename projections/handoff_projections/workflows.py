@@ -1,6 +1,7 @@
 """Published workflows: the current version of each, and every version a run may still use."""
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from handoff.core.envelope import Envelope
 from handoff.core.inputs import WorkflowPublished, WorkflowUnpublished
@@ -22,5 +23,5 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
             yield "workflow_versions", f"{workflow.id}/{version}"
         case WorkflowUnpublished(data=d) if d.workflow_id in view.workflows:
             old = view.workflows[d.workflow_id]
-            view.workflows[d.workflow_id] = old.model_copy(update={"active": False})
+            view.workflows[d.workflow_id] = replace(old, active=False)
             yield "workflows", d.workflow_id

@@ -5,7 +5,8 @@ own. Without running N workspaces through Kafka: the process generates a few wor
 the benchmark's stream (two of each family), folds each one's log as the service does
 (parse every input, fold it in with `handoff_projections.evolve`, `decide` with the event's
 time as the clock, fold the decisions in; a timer that falls due before the next input fires
-first, as the poller would), and pickles the folded views. It then measures its RSS, unpickles
+first, as the poller would; rows of idle contacts leave and come back as in the service),
+and pickles the folded views. It then measures its RSS, unpickles
 N views (each a copy of one of the templates, every object its own, as a load from the
 database would give), renames each to a workspace of its own, and measures the RSS again. The
 difference over N is the state per workspace.
@@ -29,6 +30,7 @@ from typing import Any
 import orjson
 
 from handoff.adapters.cloudevents import Accepted, parse
+from handoff.app.handle import PartitionState
 from handoff.bench.machine import resident_bytes
 from handoff.bench.stream import stream_params, wall_span
 from handoff.core.decide import decide
@@ -38,6 +40,7 @@ from handoff.core.timers import elapsed
 from handoff.core.view import WorkspaceView
 from handoff.demo.traffic import ALL_FAMILIES, CloudEvent, TrafficParams, day_events
 from handoff_projections import evolve
+from handoff_projections.resident import named, wanted
 
 __all__ = ["MemoryResult", "measure_memory"]
 
@@ -94,32 +97,54 @@ def _history(params: TrafficParams, days: int) -> list[CloudEvent]:
 
 
 def fold(events: Sequence[CloudEvent]) -> tuple[dict[str, WorkspaceView], int]:
-    """The views the service would hold after these inputs, and the events it would log."""
-    views: dict[str, WorkspaceView] = {}
+    """The views the service would hold after these inputs, and the events it would log.
+
+    As in the service, rows of idle contacts leave a view when `PartitionState.make_room`
+    says so, and are read back when an input names them: here from a twin of each view that
+    keeps every row, standing for the database.
+    """
+    held = PartitionState(0, {})
+    stored: dict[str, WorkspaceView] = {}
     logged = 0
 
-    def apply(view: WorkspaceView, event: Envelope) -> None:
+    def apply(ws: str, event: Envelope) -> None:
         nonlocal logged
-        evolve(view, event)
-        decisions = decide(view, event, event.time)
-        for d in decisions:
-            evolve(view, d)
+        for view in (stored[ws], held.views[ws]):
+            evolve(view, event)
+            decisions = decide(view, event, event.time)
+            for d in decisions:
+                evolve(view, d)
         logged += 1 + len(decisions)
+        held.make_room([ws])
 
     for raw in events:
         parsed = parse(orjson.dumps(raw), 1 << 20)
         if not isinstance(parsed, Accepted):
             raise ValueError(f"the stream holds an input the service refuses: {parsed}")
-        event = parsed.event
-        view = views.setdefault(event.workspaceid, WorkspaceView(workspace_id=event.workspaceid))
+        event, ws = parsed.event, parsed.event.workspaceid
+        if ws not in held.views:
+            held.views[ws], stored[ws], held.whole[ws] = (
+                WorkspaceView(workspace_id=ws),
+                WorkspaceView(workspace_id=ws),
+                set(),
+            )
+        view, kept = held.views[ws], stored[ws]
         while due := sorted(
-            (t.due_at, run_id) for run_id, t in view.timers.items() if t.due_at <= event.time
+            (t.due_at, run_id) for run_id, t in kept.timers.items() if t.due_at <= event.time
         ):
             at, run_id = due[0]
-            timer = view.timers[run_id]
-            apply(view, elapsed(view.workspace_id, RunId(run_id), timer.step_id, timer.kind, at))
-        apply(view, event)
-    return views, logged
+            timer = kept.timers[run_id]
+            apply(ws, elapsed(ws, RunId(run_id), timer.step_id, timer.kind, at))
+        contact, conversation = named(event)
+        contacts = {contact} - held.whole[ws] if contact is not None else set()
+        conversations = {conversation} - view.conversations.keys() if conversation else set()
+        for table, key in wanted(view, contacts, conversations):
+            row = getattr(kept, table).get(key)
+            if row is not None:
+                getattr(view, table)[key] = row
+        held.whole[ws] |= contacts
+        apply(ws, event)
+    return held.views, logged
 
 
 def _rss() -> int:

@@ -5,6 +5,8 @@ it says, until a step blocks (a wait, a question, the queue) or the steps run ou
 of steps per decision turns a loop the jump limits missed into a failed run, not a hang.
 """
 
+from dataclasses import replace
+
 from handoff.core.context import DecisionContext
 from handoff.core.events import (
     RunEnded,
@@ -72,9 +74,7 @@ def go(ctx: DecisionContext, ref: RunRef, step_id: str | None) -> None:
         ctx.emit(
             StepEntered, StepEnteredData(run_id=ref.run_id, step_id=step.id), ref.run.contact_id
         )
-        ref = RunRef(
-            ref.run_id, ref.run.model_copy(update={"step_id": step.id, "attempts": 0}), ref.workflow
-        )
+        ref = RunRef(ref.run_id, replace(ref.run, step_id=step.id, attempts=0), ref.workflow)
         flow = STEPS[step.type](step, ref, ctx)
         if flow == "blocked":
             return

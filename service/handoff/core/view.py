@@ -2,13 +2,15 @@
 
 Each attribute is one projection's table (key -> row), filled by the folds in
 `handoff_projections`. The decision core only reads it; the app folds events into it.
+
+Rows are immutable values, and a view holds many: frozen slotted dataclasses, which take a
+fraction of a pydantic model's memory and time to make or change. They are made only from
+validated events; `handoff_projections.rows` validates what is read from the database.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from handoff.core.events import Strategy, WorkflowRef
 from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
@@ -22,6 +24,7 @@ __all__ = [
     "PublishedWorkflow",
     "QueueEntry",
     "Run",
+    "RunStatus",
     "Team",
     "Timer",
     "User",
@@ -35,30 +38,32 @@ def contact_workflow_key(workflow_id: str, contact_id: str) -> str:
     return f"{workflow_id}/{contact_id}"
 
 
+RunStatus = Literal["running", "queued", "waiting", "asking"]
+
 WORKSPACE_CURSOR = ""
 """The round-robin cursor key of `assign_to: {workspace: true}`: no team id is empty."""
 
 
-class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class User(_Row):
+@dataclass(frozen=True, slots=True)
+class User:
     name: str | None = None
     max_open_contacts: int | None = None
 
 
-class Team(_Row):
+@dataclass(frozen=True, slots=True)
+class Team:
     name: str | None = None
     members: tuple[UserId, ...] = ()
 
 
-class Contact(_Row):
-    fields: dict[str, str | int | float | bool] = {}
+@dataclass(frozen=True, slots=True)
+class Contact:
+    fields: dict[str, str | int | float | bool] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
 
 
-class Conversation(_Row):
+@dataclass(frozen=True, slots=True)
+class Conversation:
     contact_id: ContactId
     status: Literal["open", "closed"]
     channel: str | None = None
@@ -67,12 +72,14 @@ class Conversation(_Row):
     last_incoming_text: str | None = None
 
 
-class PublishedWorkflow(_Row):
+@dataclass(frozen=True, slots=True)
+class PublishedWorkflow:
     version: int
     active: bool
 
 
-class QueueEntry(_Row):
+@dataclass(frozen=True, slots=True)
+class QueueEntry:
     """A contact waiting for an eligible agent; `position` orders the queue (oldest first)."""
 
     position: int
@@ -86,7 +93,8 @@ class QueueEntry(_Row):
     queued_at: datetime
 
 
-class Run(_Row):
+@dataclass(frozen=True, slots=True)
+class Run:
     """One workflow run for one conversation; `step_id` is the step it is in (or last took)."""
 
     workflow_id: WorkflowId
@@ -94,14 +102,15 @@ class Run(_Row):
     contact_id: ContactId
     conversation_id: ConversationId
     step_id: str | None = None
-    status: Literal["running", "queued", "waiting", "asking"] = "running"
+    status: RunStatus = "running"
     attempts: int = 0
     """Times the current question was asked."""
-    jumps: dict[str, int] = {}
-    variables: dict[str, str] = {}
+    jumps: dict[str, int] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
 
 
-class Timer(_Row):
+@dataclass(frozen=True, slots=True)
+class Timer:
     """When a waiting run is to be woken, and for what."""
 
     due_at: datetime
