@@ -124,7 +124,8 @@ def _results() -> Results:
             decided=Counter({"contact.assigned": 2000, "run.jumped": 7}),
         ),
     )
-    results.replayed = ReplayResult(60_000, 40_000, 100, 2.0, ())
+    results.rebuilt = ReplayResult(60_000, 40_000, 100, 0.5, ())
+    results.audited = ReplayResult(60_000, 40_000, 100, 2.0, ())
     results.levels = [
         LevelResult(
             0.25,
@@ -156,8 +157,10 @@ def test_the_report_shows_every_measurement_and_ends_with_the_ratio() -> None:
         "handoff: p50 12 ms  p99 45 ms  max 50 ms",
         "no-op pipe: p50 4.0 ms  p99 21 ms  max 30 ms",
         "handoff: sent 12,000 in 6.0 s (2,000/s); 0 inputs answered; no outputs",
+        "120,000 events/s",
+        "24.5x the 4,900 events/s the live drain logged",  # 49,005 events in 10 s
         "30,000 events/s",
-        "5.0x: 20,000 inputs/s re-decided vs 4,000 inputs/s applied live",
+        "6.1x the 4,900 events/s the live drain logged",
         "run.jumped 7",
         "1,000 workspaces, 10x log",
         "102 KiB per workspace",

@@ -289,5 +289,9 @@ async def test_replaying_the_log_re_decides_every_decision_and_rebuilds_the_proj
         rebuilt = await replay(conn, rebuild=True)  # ...and rebuild them from the log
         assert rebuilt.mismatches == []
         assert await projection_rows(conn) == live
+        await conn.execute("DELETE FROM projection_rows")  # again, folding only this time
+        folded = await replay(conn, rebuild=True, audit=False)
+        assert (folded.events, folded.inputs) == (rebuilt.events, rebuilt.inputs)
+        assert await projection_rows(conn) == live
     finally:
         await conn.close()

@@ -1,5 +1,6 @@
-"""Replay: the whole event log re-decided and folded into every workspace's projections
-(`handoff.app.replay.replay`, as `handoff replay` runs it; the rebuilt rows are not written)."""
+"""Replay: the whole event log folded into every workspace's projections (a rebuild, as
+`handoff replay --rebuild --no-audit` runs it) or also re-decided (an audit, as `handoff
+replay` runs it), with `handoff.app.replay.replay`; the rebuilt rows are not written."""
 
 import time
 from dataclasses import dataclass
@@ -24,17 +25,12 @@ class ReplayResult:
         """Log events (inputs, timers, decisions) per second."""
         return self.events / self.seconds
 
-    @property
-    def input_rate(self) -> float:
-        """Inputs (timers included) re-decided per second."""
-        return self.inputs / self.seconds
 
-
-async def time_replay(dsn: str) -> ReplayResult:
+async def time_replay(dsn: str, audit: bool) -> ReplayResult:
     conn = await asyncpg.connect(dsn)
     try:
         started = time.perf_counter()
-        result = await replay(conn)
+        result = await replay(conn, audit=audit)
         seconds = time.perf_counter() - started
     finally:
         await conn.close()

@@ -9,7 +9,8 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
    to handoff's input topics; the no-op pipe (`handoff.bench.pipe`) drains it: the baseline;
 2. handoff, in this process (`serve`), drains the same records into a fresh database: the
    sustained rate, and its ratio to the pipe;
-4. `replay` re-decides that log (the service stopped);
+4. `replay` folds that log (a rebuild), then also re-decides it (an audit), the service
+   stopped;
 3. a `handoff run` process takes over the same topics and database, and a paced producer
    sends fresh workspaces' traffic at shares of the sustained rate; the latency of each
    output is taken in this process (`handoff.bench.latency`), apart from the service's;
@@ -161,9 +162,10 @@ async def _measure(
     )
     _say(f"   {results.rate:,.0f} events/s; ratio to the pipe {results.ratio:.2f}")
 
-    _say("4. replay of that log ...")
-    results.replayed = await time_replay(dsn)
-    _say(f"   {results.replayed.rate:,.0f} events/s")
+    _say("4. replay of that log: a rebuild, then an audit ...")
+    results.rebuilt = await time_replay(dsn, audit=False)
+    results.audited = await time_replay(dsn, audit=True)
+    _say(f"   {results.rebuilt.rate:,.0f} and {results.audited.rate:,.0f} events/s")
 
     results.levels = await _latency(
         options,
