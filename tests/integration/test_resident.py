@@ -14,6 +14,7 @@ from tests.integration.harness import of_workspace, running, settings_for
 pytestmark = pytest.mark.integration
 
 WS = "comeback"
+NEIGHBOUR = "next-door"  # its inputs share the steps, so that two views are held
 CONTACTS = EVICT_SLACK // 2  # two rows or more each: enough to be evicted
 
 
@@ -31,10 +32,13 @@ def _vip_or_team() -> dict[str, object]:
     }
 
 
+@pytest.mark.parametrize("held", [20_000, 1], ids=["views-kept", "views-dropped-each-step"])
 async def test_contacts_coming_back_are_routed_by_what_was_stored_about_them(
-    kafka_bootstrap: str, fresh_database: str, topic_prefix: str
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str, held: int
 ) -> None:
-    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix)
+    """With one view held, each step that touched both workspaces drops their views after
+    its commit, and the next loads them again: decisions come from the stored rows alone."""
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix, max_held_workspaces=held)
     contacts = [f"c{n}" for n in range(CONTACTS)]
     setup = [
         *(user(u, ws=WS) for u in ("ann", "bob", "cid")),
@@ -59,10 +63,13 @@ async def test_contacts_coming_back_are_routed_by_what_was_stored_about_them(
         for c in contacts[::2]
     ]
     # a newcomer last: its assignment says everything before it in the workspace is done
-    second_visits = [*(opened(c, f"{c}-2", ws=WS) for c in contacts), opened("new", ws=WS)]
+    second_visits = [
+        *(e for c in contacts for e in (opened(c, f"{c}-2", ws=WS), user(c, ws=NEIGHBOUR))),
+        opened("new", ws=WS),
+    ]
 
     async with running(settings) as stack:
-        await stack.send(*setup, *first_visits, *updates)
+        await stack.send(*setup, *first_visits, user("zed", ws=NEIGHBOUR), *updates)
         await stack.outputs(
             lambda o: len(of_workspace(o, WS, "contact.assigned")) >= CONTACTS, timeout=60
         )

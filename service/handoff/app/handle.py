@@ -38,7 +38,14 @@ from handoff_projections import Changed, evolve
 from handoff_projections.resident import contact_rows, evict, named, pinned, wanted
 from handoff_projections.rows import dump_row, row_value
 
-__all__ = ["BatchStats", "PartitionState", "PoisonRecord", "handle_batch", "prepare"]
+__all__ = [
+    "BatchStats",
+    "PartitionState",
+    "PoisonRecord",
+    "handle_batch",
+    "hold_at_most",
+    "prepare",
+]
 
 log = structlog.get_logger("handoff.handle")
 
@@ -75,6 +82,14 @@ class PartitionState:
     """Workspace -> the contacts whose rows are all in memory."""
     kept_rows: dict[str, int] = field(default_factory=dict)
     """Workspace -> its contact and conversation rows right after its last eviction."""
+    used: dict[str, int] = field(default_factory=dict)
+    """Workspace -> the step that last brought it an input (`prepare`): the views used least
+    recently are the first to go when too many are held."""
+
+    def drop(self, workspace_id: str) -> None:
+        """Forget a workspace's view (its changes committed); `prepare` loads it again."""
+        for held in (self.views, self.whole, self.kept_rows, self.used):
+            held.pop(workspace_id, None)
 
     def make_room(self, workspace_ids: Iterable[str]) -> None:
         """Evict the idle rows of these workspaces' views once enough have piled up (their
@@ -84,6 +99,17 @@ class PartitionState:
             if contact_rows(view) > 2 * self.kept_rows.get(ws, 0) + EVICT_SLACK:
                 self.whole[ws] &= evict(view)
                 self.kept_rows[ws] = contact_rows(view)
+
+
+def hold_at_most(states: Iterable[PartitionState], limit: int) -> None:
+    """Past `limit` views held, drop the least recently used down to nine tenths of it (so
+    the sort is paid for by many loads): memory follows the active workspaces."""
+    held = [(used, state, ws) for state in states for ws, used in state.used.items()]
+    if len(held) <= limit:
+        return
+    held.sort(key=lambda h: h[0])
+    for _, state, ws in held[: len(held) - limit * 9 // 10]:
+        state.drop(ws)
 
 
 @dataclass
@@ -100,11 +126,11 @@ class BatchStats:
 
 
 async def prepare(
-    conn: Connection, work: Sequence[tuple[PartitionState, Sequence[Inbound]]]
+    conn: Connection, work: Sequence[tuple[PartitionState, Sequence[Inbound]]], step: int
 ) -> set[InputKey]:
     """Load the views these batches need that are not held, and the rows of the contacts and
-    conversations their inputs name that are not in memory; return the inputs among them
-    that the log already holds."""
+    conversations their inputs name that are not in memory, noting the views as used at
+    `step`; return the inputs among them that the log already holds."""
     accepted = [
         (state, r.parsed.event)
         for state, records in work
@@ -124,6 +150,7 @@ async def prepare(
     for state, e in accepted:
         contact, conversation = named(e)
         ws = e.workspaceid
+        state.used[ws] = step
         _, contacts, conversations = named_by.setdefault(ws, (state, set(), set()))
         if contact is not None and contact not in state.whole[ws]:
             contacts.add(contact)

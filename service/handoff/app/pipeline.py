@@ -35,7 +35,14 @@ from handoff.adapters.pg_store import (
     load_outbox,
     load_positions,
 )
-from handoff.app.handle import BatchStats, PartitionState, PoisonRecord, handle_batch, prepare
+from handoff.app.handle import (
+    BatchStats,
+    PartitionState,
+    PoisonRecord,
+    handle_batch,
+    hold_at_most,
+    prepare,
+)
 from handoff.app.merge import Inbound, Merger
 from handoff.app.metrics import Metrics
 from handoff.app.settings import Settings
@@ -89,6 +96,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._backoff = False
         self._next_timer_poll = clock()
         self._uncommitted: dict[TopicPartition, int] = {}
+        self._steps = 0
         self._next_kafka_commit = clock()
         self._lock = asyncio.Lock()
         self._ready = ready or asyncio.Event()
@@ -276,8 +284,11 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]] = []
         try:
             async with self._pool.acquire() as conn:
+                self._steps += 1
                 seen = await prepare(
-                    conn, [(self._owned[p].state, records) for p, records in ready.items()]
+                    conn,
+                    [(self._owned[p].state, records) for p, records in ready.items()],
+                    self._steps,
                 )
                 for partition, records in ready.items():
                     state = self._owned[partition].state
@@ -314,6 +325,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 if moved != stored:
                     reached[TopicPartition(topic, p)] = moved
             state.make_room(batch.versions)
+        hold_at_most([o.state for o in self._owned.values()], self._settings.max_held_workspaces)
         await self._relay_written({partition: batch.outbox for partition, _, batch, _ in handled})
         done = self._clock()
         self._metrics.batch.observe((done - started).total_seconds())

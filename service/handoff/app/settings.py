@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     idle partition waits for the held fetch to end (Tansu answers near its end), so this
     bounds idle latency; aiokafka's 500 ms default put p99 at half a second under light load."""
     max_record_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_held_workspaces: int = Field(default=20_000, ge=1)
+    """Workspaces' views an instance keeps in memory; past it, the least recently used are
+    dropped and loaded again from the database when an input comes for them."""
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
