@@ -1,5 +1,6 @@
 """Publishing CloudEvents to handoff's input topics, keyed by workspace as the contract says."""
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,12 +32,20 @@ def input_topic_for(settings: Settings, event_type: str) -> str:
 async def send_events(
     settings: Settings, bootstrap: str, events: Iterable[dict[str, Any] | bytes]
 ) -> int:
-    """Send each event to its topic; raw bytes (e.g. a malformed record) go to conversations."""
+    """Send each event to its topic, in order; raw bytes (e.g. a malformed record) go to
+    conversations.
+
+    Kafka orders nothing across topics, and the service takes a topic it has read to the end
+    as having nothing older to come. So a record goes to another topic than the one before
+    only once the records before it are acknowledged: the broker then holds every earlier
+    record (a team before the conversation routed to it) when the later one can be read.
+    """
     producer = AIOKafkaProducer(
         **settings.kafka_options(), bootstrap_servers=bootstrap, acks="all", linger_ms=2
     )
     await producer.start()
-    sent = 0
+    sent, last_topic = 0, None
+    pending: list[asyncio.Future[Any]] = []
     try:
         for event in events:
             if isinstance(event, bytes):
@@ -44,9 +53,13 @@ async def send_events(
             else:
                 topic = input_topic_for(settings, str(event.get("type", "")))
                 key, value = str(event.get("workspaceid", "")).encode(), orjson.dumps(event)
-            await producer.send(topic, value, key=key)
+            if topic != last_topic:
+                await asyncio.gather(*pending)
+                pending.clear()
+                last_topic = topic
+            pending.append(await producer.send(topic, value, key=key))
             sent += 1
-        await producer.flush()
+        await asyncio.gather(*pending)
     finally:
         await producer.stop()
     return sent
