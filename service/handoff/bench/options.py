@@ -38,7 +38,7 @@ FULL = BenchOptions()
 QUICK = BenchOptions(
     quick=True,
     workspaces=100,
-    latency_seconds=6.0,
+    latency_seconds=4.0,
     memory_workspaces=(1_000, 10_000),
     long_log_workspaces=(1_000,),
 )
@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--latency-seconds",
         type=float,
         default=None,
-        help="seconds of paced traffic per latency level [20; quick 6]",
+        help="seconds of paced traffic per latency level [20; quick 4]",
     )
 
 
