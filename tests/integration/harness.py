@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from handoff.adapters.kafka_send import send_events
 from handoff.app.service import serve
 from handoff.app.settings import Settings
+from handoff.bench.drain import process_env as bench_process_env
 from handoff.core.envelope import Envelope
 
 Output = dict[str, Any]
@@ -83,18 +84,8 @@ class Stack:
 
 
 def process_env(settings: Settings, **more: str) -> dict[str, str]:
-    """The environment that makes a `handoff run` process use `settings`."""
-    return {
-        "HANDOFF_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
-        "HANDOFF_DATABASE_URL": settings.database_url or "",
-        "HANDOFF_TOPIC_PREFIX": settings.topic_prefix,
-        "HANDOFF_GROUP_ID": settings.group_id,
-        "HANDOFF_PARTITIONS": str(settings.partitions),
-        "HANDOFF_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-        "HANDOFF_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
-        "HANDOFF_HTTP_PORT": str(settings.http_port),
-        **more,
-    }
+    """The environment that makes a `handoff run` process use `settings` (and `more`)."""
+    return {**bench_process_env(settings, settings.http_port), **more}
 
 
 def start_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
