@@ -35,7 +35,7 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
 def _batch(
     stored: dict[tuple[str, int], int], event_id: str, seq: int, partition: int = 0
 ) -> BatchWrite:
-    batch = BatchWrite(group_id="g", partition=partition)
+    batch = BatchWrite()
     event = user("ann", ws=f"ws{partition or ''}", id=event_id)
     batch.log_row(seq, event, b"{}", NOW, True, ("presence", partition, 0))
     for tp, position in stored.items():
@@ -50,9 +50,9 @@ async def test_a_zombie_with_a_stale_position_is_fenced_and_writes_nothing(
         owner = await load_positions(conn, "g", TPS)
         assert owner == dict.fromkeys(TPS, FROM_START)
         zombie = dict(owner)  # read before the owner moved on
-        await commit_batches(conn, [_batch(owner, "e-1", 1)])
+        await commit_batches(conn, "g", [_batch(owner, "e-1", 1)])
         with pytest.raises(Fenced):
-            await commit_batches(conn, [_batch(zombie, "e-2", 2)])
+            await commit_batches(conn, "g", [_batch(zombie, "e-2", 2)])
         asked = [("ws", "/inbox", "e-1"), ("ws", "/inbox", "e-2"), ("ws", "/other", "e-1")]
         assert await seen_inputs(conn, asked) == {("ws", "/inbox", "e-1")}
         assert await load_positions(conn, "g", TPS) == {**owner, ("presence", 0): 1}
@@ -64,10 +64,10 @@ async def test_one_lost_partition_fences_the_whole_step_and_names_the_partition(
     async with pool.acquire() as conn:
         kept = await load_positions(conn, "g", TPS)
         lost = await load_positions(conn, "g", TPS_1)
-        await commit_batches(conn, [_batch(lost, "e-1", 1, partition=1)])  # another instance
+        await commit_batches(conn, "g", [_batch(lost, "e-1", 1, partition=1)])  # another instance
         with pytest.raises(Fenced) as fenced:
             await commit_batches(
-                conn, [_batch(kept, "e-2", 1), _batch(lost, "e-3", 2, partition=1)]
+                conn, "g", [_batch(kept, "e-2", 1), _batch(lost, "e-3", 2, partition=1)]
             )
         assert fenced.value.partitions == {1}
         asked = [("ws", "/inbox", "e-2"), ("ws1", "/inbox", "e-1"), ("ws1", "/inbox", "e-3")]
@@ -78,10 +78,10 @@ async def test_one_lost_partition_fences_the_whole_step_and_names_the_partition(
 async def test_a_stale_read_of_an_untouched_topic_also_fences(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         stored = await load_positions(conn, "g", TPS)
-        await commit_batches(conn, [_batch(stored, "e-1", 1)])
+        await commit_batches(conn, "g", [_batch(stored, "e-1", 1)])
         moved = {**stored, ("presence", 0): 1}
         # a batch that read only conversations, from a view where presence had not moved
         stale = {**stored, ("conversations", 0): stored[("conversations", 0)]}
         with pytest.raises(Fenced):
-            await commit_batches(conn, [_batch(stale, "e-3", 2)])
-        await commit_batches(conn, [_batch(moved, "e-4", 2)])
+            await commit_batches(conn, "g", [_batch(stale, "e-3", 2)])
+        await commit_batches(conn, "g", [_batch(moved, "e-4", 2)])

@@ -3,6 +3,8 @@
 routed by what was stored about them, and the stored projections are what a replay of the
 log rebuilds."""
 
+from datetime import UTC, datetime, timedelta
+
 import asyncpg
 import pytest
 
@@ -114,3 +116,38 @@ async def test_contacts_coming_back_are_routed_by_what_was_stored_about_them(
     assert audit.mismatches == []
     assert sorted(map(tuple, stored)) == sorted(map(tuple, rebuilt))
     assert fields == '{"lang": "es", "tier": "vip"}'
+
+
+async def test_a_run_waiting_through_a_restart_reads_its_contact_when_it_wakes(
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str
+) -> None:
+    """After a restart the view loads with its pinned rows: the contact of an open
+    conversation whose run waits, though the timer that wakes the run names no contact."""
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix)
+    ws, now = "waits", datetime.now(UTC)  # the wait runs from the input's time: now, here
+    greet = workflow(
+        {"type": "send_message", "text": "One moment."},
+        {"type": "wait", "duration": "6s"},
+        {
+            "type": "branch",
+            "branches": [
+                {
+                    "name": "vip",
+                    "when": {"all": [{"contact_field": "tier", "op": "eq", "value": "vip"}]},
+                    "steps": [{"id": "vip", "type": "send_message", "text": "Hello, VIP."}],
+                }
+            ],
+            "else": [{"id": "plain", "type": "send_message", "text": "Hello."}],
+        },
+        ws=ws,
+        at=now - timedelta(seconds=1),
+    )
+    async with running(settings) as stack:
+        await stack.send(greet, opened("c1", fields={"tier": "vip"}, ws=ws, at=now))
+        await stack.outputs(lambda o: len(of_workspace(o, ws, "message.requested")) >= 1)
+    async with running(settings) as stack:  # the timer falls due after the restart
+        outs = await stack.outputs(
+            lambda o: len(of_workspace(o, ws, "message.requested")) >= 2, timeout=60
+        )
+    texts = [str(o["data"]["text"]) for o in of_workspace(outs, ws, "message.requested")]
+    assert texts == ["One moment.", "Hello, VIP."]

@@ -18,7 +18,7 @@ from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.timers import TimerKind
 from handoff.core.view import WorkspaceView
 from handoff_projections import TABLES
-from handoff_projections.resident import CONTACT_TABLES, pinned, wanted
+from handoff_projections.resident import CONTACT_TABLES
 from handoff_projections.rows import dump_row, load_row
 
 __all__ = [
@@ -75,8 +75,6 @@ OutboxEntry = tuple[int, str, bytes | None, bytes]
 class BatchWrite:
     """What one polled batch of one partition produced, written atomically."""
 
-    group_id: str
-    partition: int
     log: list[tuple[Any, ...]] = field(default_factory=list)
     outbox: list[OutboxEntry] = field(default_factory=list)
     rows_upserted: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -144,9 +142,9 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
 
 
 async def load_views(conn: Connection, workspace_ids: Iterable[str]) -> dict[str, WorkspaceView]:
-    """The workspaces' views as a decision needs them: every row of the workspace's own
-    tables, and of its contacts and conversations only the pinned ones (the others are read
-    back when an event names them: `handoff_projections.resident`)."""
+    """The workspaces' views with every row of their own tables and none of their contacts'
+    and conversations' (`CONTACT_TABLES`): the caller reads back those it needs with
+    `load_rows` (`handoff_projections.resident` says which)."""
     ids = list(workspace_ids)
     views = {ws: WorkspaceView(workspace_id=ws) for ws in ids}
     for r in await conn.fetch(
@@ -160,15 +158,6 @@ async def load_views(conn: Connection, workspace_ids: Iterable[str]) -> dict[str
         list(CONTACT_TABLES),
     ):
         load_row(views[r["workspace_id"]], r["tbl"], r["key"], r["value"])
-    await load_rows(
-        conn,
-        views,
-        [
-            (ws, table, key)
-            for ws, view in views.items()
-            for table, key in wanted(view, *pinned(view))
-        ],
-    )
     return views
 
 
@@ -260,7 +249,7 @@ _LOG_COLUMNS = [
 ]
 
 
-async def commit_batches(conn: Connection, batches: Sequence[BatchWrite]) -> None:
+async def commit_batches(conn: Connection, group_id: str, batches: Sequence[BatchWrite]) -> None:
     """Write the batches of one step atomically, or raise `Fenced` and write nothing.
 
     One transaction for all of a step's partitions: a statement per kind of row, not per
@@ -272,9 +261,6 @@ async def commit_batches(conn: Connection, batches: Sequence[BatchWrite]) -> Non
     ]
     if not moves:
         return
-    group_ids = {b.group_id for b in batches}
-    if len(group_ids) != 1:
-        raise ValueError(f"batches of several consumer groups: {sorted(group_ids)}")
 
     def rows(name: str) -> list[Any]:
         return [row for b in batches for row in getattr(b, name)]
@@ -287,7 +273,7 @@ async def commit_batches(conn: Connection, batches: Sequence[BatchWrite]) -> Non
             " WHERE p.group_id = $1 AND p.topic = q.topic AND p.partition = q.partition"
             "   AND p.next_offset = q.expected"
             " RETURNING p.topic, p.partition",
-            group_ids.pop(),
+            group_id,
             *map(list, zip(*moves, strict=True)),
         )
         if len(moved) != len(moves):

@@ -104,10 +104,13 @@ class PartitionState:
 def hold_at_most(states: Iterable[PartitionState], limit: int) -> None:
     """Past `limit` views held, drop the least recently used down to nine tenths of it (so
     the sort is paid for by many loads): memory follows the active workspaces."""
-    held = [(used, state, ws) for state in states for ws, used in state.used.items()]
-    if len(held) <= limit:
+    states = list(states)
+    if sum(len(state.used) for state in states) <= limit:
         return
-    held.sort(key=lambda h: h[0])
+    held = sorted(
+        ((used, state, ws) for state in states for ws, used in state.used.items()),
+        key=lambda h: h[0],
+    )
     for _, state, ws in held[: len(held) - limit * 9 // 10]:
         state.drop(ws)
 
@@ -137,36 +140,35 @@ async def prepare(
         for r in records
         if isinstance(r.parsed, Accepted)
     ]
-    missing = {e.workspaceid for state, e in accepted if e.workspaceid not in state.views}
-    if missing:
-        loaded = await load_views(conn, missing)
-        for state, e in accepted:
-            if e.workspaceid in missing and e.workspaceid not in state.views:
-                view = state.views[e.workspaceid] = loaded[e.workspaceid]
-                state.whole[e.workspaceid] = pinned(view)[0]
-                state.kept_rows[e.workspaceid] = contact_rows(view)
-    # workspace -> its partition's state, the contacts and conversations to read back
-    named_by: dict[str, tuple[PartitionState, set[ContactId], set[ConversationId]]] = {}
-    for state, e in accepted:
+    state_of = {e.workspaceid: state for state, e in accepted}
+    missing = {ws for ws, state in state_of.items() if ws not in state.views}
+    for ws, view in (await load_views(conn, missing)).items() if missing else ():
+        state = state_of[ws]
+        state.views[ws], state.whole[ws] = view, set()
+    # workspace -> the contacts and conversations whose rows to read back: those its inputs
+    # name, and for a view just loaded those that are pinned
+    reread: dict[str, tuple[set[ContactId], set[ConversationId]]] = {
+        ws: pinned(state_of[ws].views[ws]) if ws in missing else (set(), set()) for ws in state_of
+    }
+    for _, e in accepted:
         contact, conversation = named(e)
-        ws = e.workspaceid
-        state.used[ws] = step
-        _, contacts, conversations = named_by.setdefault(ws, (state, set(), set()))
-        if contact is not None and contact not in state.whole[ws]:
+        contacts, conversations = reread[e.workspaceid]
+        if contact is not None:
             contacts.add(contact)
-        if conversation is not None and conversation not in state.views[ws].conversations:
+        if conversation is not None:
             conversations.add(conversation)
-    await load_rows(
-        conn,
-        {ws: state.views[ws] for ws, (state, _, _) in named_by.items()},
-        [
-            (ws, table, key)
-            for ws, (state, contacts, conversations) in named_by.items()
-            for table, key in wanted(state.views[ws], contacts, conversations)
-        ],
-    )
-    for ws, (state, contacts, _) in named_by.items():
-        state.whole[ws] |= contacts
+    keys: list[tuple[str, str, str]] = []
+    for ws, (contacts, conversations) in reread.items():
+        state = state_of[ws]
+        state.used[ws] = step
+        view, whole = state.views[ws], state.whole[ws]
+        contacts -= whole
+        conversations -= view.conversations.keys()
+        keys += [(ws, table, key) for table, key in wanted(view, contacts, conversations)]
+        whole |= contacts
+    await load_rows(conn, {ws: state.views[ws] for ws, state in state_of.items()}, keys)
+    for ws in missing:
+        state_of[ws].kept_rows[ws] = contact_rows(state_of[ws].views[ws])
     return await seen_inputs(conn, [input_key(e) for _, e in accepted])
 
 
@@ -178,7 +180,7 @@ def handle_batch(
     seen: set[InputKey],
 ) -> tuple[BatchWrite, BatchStats]:
     """`seen`: inputs already logged (`prepare`); the batch's own inputs are added to it."""
-    batch = BatchWrite(group_id=settings.group_id, partition=state.partition)
+    batch = BatchWrite()
     stats = BatchStats()
     changed: dict[str, set[Changed]] = {}
     outputs = settings.output_topics

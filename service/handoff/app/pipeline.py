@@ -299,7 +299,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                         self._retake(partition)
                         continue
                     handled.append((partition, records, batch, stats))
-                await commit_batches(conn, [batch for _, _, batch, _ in handled])
+                await commit_batches(
+                    conn, self._settings.group_id, [batch for _, _, batch, _ in handled]
+                )
         except Fenced as lost:
             log.warning(
                 "fenced: another instance owns the partition",

@@ -3,8 +3,8 @@
 The log holds each input, the clock reading its decision was given, and the decisions. Folding
 the log from the start and calling `decide` again with that same reading must give the logged
 decisions to the letter; any difference is reported. The folded views are the projections,
-so the same pass rebuilds them. A rebuild without the audit only folds: about three times
-faster, since deciding costs more than folding.
+so the same pass rebuilds them. A rebuild without the audit only folds: nearly twice as
+fast, since deciding costs more than folding.
 """
 
 from collections.abc import AsyncIterator

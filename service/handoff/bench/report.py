@@ -43,7 +43,7 @@ class Results:
     @property
     def rate(self) -> float:
         """The sustained rate: inputs/s of the in-process backlog drain."""
-        return self.drained.inputs / self.drained.seconds
+        return self.drained.rate
 
     @property
     def ratio(self) -> float:
@@ -182,8 +182,8 @@ def _instances(r: Results) -> Section:
     s = Section("6. one instance vs two: `handoff run` processes in one consumer group")
     one = next((i for i in r.instances if i.count == 1), None)
     for i in r.instances:
-        rate = i.drained.inputs / i.drained.seconds
-        vs = f"; x{rate / (one.drained.inputs / one.drained.seconds):.2f}" if one else ""
+        rate = i.drained.rate
+        vs = f"; x{rate / one.drained.rate:.2f}" if one else ""
         s.add(
             f"{i.count} process{'es' if i.count > 1 else ''}",
             f"{_n(rate)} events/s ({i.drained.inputs:,} inputs in {i.drained.seconds:.1f} s"

@@ -183,7 +183,7 @@ async def _measure(
         instance_settings, _ = await _backlog(servers, base, f"bench-{token}-x{count}", records)
         instances = await drain_instances(instance_settings, count, len(records), data_dir)
         results.instances.append(instances)
-        _say(f"   {instances.drained.inputs / instances.drained.seconds:,.0f} events/s")
+        _say(f"   {instances.drained.rate:,.0f} events/s")
     return results
 
 

@@ -146,6 +146,11 @@ class Drained:
     decided: Counter[str] = field(default_factory=Counter)
     """Decision type -> logged."""
 
+    @property
+    def rate(self) -> float:
+        """Kafka inputs applied per second."""
+        return self.inputs / self.seconds
+
 
 async def wait_drained(
     dsn: str,
