@@ -69,3 +69,14 @@ def test_a_rejected_record_waits_for_nothing() -> None:
     merger.add(_record("conversations", 1, 10))
     ready = merger.take_ready(caught_up=lambda topic: topic == "conversations")
     assert _offsets(ready) == [("conversations", 0)]
+
+
+def test_a_topic_that_runs_dry_with_records_unread_holds_the_rest_back() -> None:
+    merger = Merger(TOPICS)
+    merger.add(_record("presence", 0, 5))
+    merger.add(_record("conversations", 0, 10))
+    ready = merger.take_ready(caught_up=lambda topic: topic != "presence")
+    assert _offsets(ready) == [("presence", 0)]
+    merger.add(_record("presence", 1, 8))
+    ready = merger.take_ready(caught_up=lambda topic: True)
+    assert _offsets(ready) == [("presence", 1), ("conversations", 0)]

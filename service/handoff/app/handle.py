@@ -10,6 +10,7 @@ What a batch needs from the database (views not held, inputs already logged) is 
 `prepare` for all the partitions of a step at once: two queries, not two per partition.
 """
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,12 @@ from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
 from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
-from handoff.core.events import OUTPUT_TOPIC_OF, AssignmentFailed
+from handoff.core.events import (
+    OUTPUT_TOPIC_OF,
+    AssignmentFailed,
+    AssignmentQueued,
+    ContactAssigned,
+)
 from handoff.core.ids import ContactId, ConversationId
 from handoff.core.view import WorkspaceView
 from handoff_projections import Changed, evolve
@@ -184,6 +190,7 @@ def handle_batch(
     stats = BatchStats()
     changed: dict[str, set[Changed]] = {}
     outputs = settings.output_topics
+    debug = log.is_enabled_for(logging.DEBUG)
 
     def append(view: WorkspaceView, event: Envelope, source: Inbound | None) -> None:
         """Fold an event into its view, and write it to the log (and the outbox)."""
@@ -230,21 +237,24 @@ def handle_batch(
                 decisions = decide(view, event, now)
                 for decision in decisions:
                     append(view, decision, None)
-                    data = getattr(decision, "data", None)
-                    stats.decided[decision.type, getattr(data, "strategy", "")] += 1
+                    if isinstance(decision, ContactAssigned | AssignmentQueued):
+                        stats.decided[decision.type, decision.data.strategy] += 1
+                    else:
+                        stats.decided[decision.type, ""] += 1
                     if isinstance(decision, AssignmentFailed):
                         stats.failed[decision.data.reason] += 1
             except Exception as error:
                 raise PoisonRecord(record, error) from error
             stats.applied[event.type] += 1
-            log.debug(
-                "applied",
-                event_id=event.id,
-                workspace=event.workspaceid,
-                contact=event.subject or getattr(getattr(event, "data", None), "contact_id", None),
-                type=event.type,
-                decided=[d.type for d in decisions],
-            )
+            if debug:  # its arguments cost more than the rest of a presence change
+                log.debug(
+                    "applied",
+                    event_id=event.id,
+                    workspace=event.workspaceid,
+                    contact=named(event)[0],
+                    type=event.type,
+                    decided=[d.type for d in decisions],
+                )
 
     for workspace_id, rows in changed.items():
         view = state.views[workspace_id]

@@ -44,28 +44,38 @@ class Inbound:
 class Merger:
     def __init__(self, topics: Sequence[str]) -> None:
         self._rank = {topic: i for i, topic in enumerate(topics)}
-        self._buffers: dict[str, deque[Inbound]] = {topic: deque() for topic in topics}
+        self._buffers: dict[str, deque[tuple[_Order, Inbound]]] = {
+            topic: deque() for topic in topics
+        }
 
     def add(self, record: Inbound) -> None:
-        self._buffers[record.topic].append(record)
+        time = record.time
+        # Rejected records (no time) first: they wait for nothing and change nothing.
+        order = (time is not None, time, self._rank[record.topic])
+        self._buffers[record.topic].append((order, record))
 
     def buffered(self, topic: str) -> int:
         return len(self._buffers[topic])
 
     def take_ready(self, caught_up: Callable[[str], bool]) -> list[Inbound]:
         """Release, in order, every record no unread record could precede."""
+        buffers = self._buffers.values()
+        # An empty topic with unread records holds back every record that has a time.
+        waiting = any(not buf and not caught_up(topic) for topic, buf in self._buffers.items())
         ready: list[Inbound] = []
-        while True:
-            heads = [buf[0] for buf in self._buffers.values() if buf]
-            if not heads:
-                return ready
-            head = min(heads, key=self._order)
-            if head.time is not None and any(
-                not buf and not caught_up(topic) for topic, buf in self._buffers.items()
-            ):
-                return ready
-            ready.append(self._buffers[head.topic].popleft())
+        while heads := [buf for buf in buffers if buf]:
+            buf = min(heads, key=_head_order)
+            (has_time, _, _), record = buf[0]
+            if has_time and waiting:
+                break
+            buf.popleft()
+            ready.append(record)
+            waiting = waiting or (not buf and not caught_up(record.topic))
+        return ready
 
-    def _order(self, record: Inbound) -> tuple[bool, datetime | None, int]:
-        # Rejected records (no time) first: they wait for nothing and change nothing.
-        return (record.time is not None, record.time, self._rank[record.topic])
+
+_Order = tuple[bool, datetime | None, int]
+
+
+def _head_order(buf: deque[tuple[_Order, Inbound]]) -> _Order:
+    return buf[0][0]

@@ -363,9 +363,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _measure(self, records: list[Inbound], stats: BatchStats, done: datetime) -> None:
         m = self._metrics
+        done_ms = done.timestamp() * 1000
         for r in records:
             if r.timestamp_ms is not None and isinstance(r.parsed, Accepted):
-                m.end_to_end.observe(max(0.0, done.timestamp() - r.timestamp_ms / 1000))
+                m.end_to_end.observe(max(0.0, done_ms - r.timestamp_ms) / 1000)
         for type_, n in stats.applied.items():
             m.applied.labels(type_).inc(n)
         m.skipped.labels("duplicate").inc(stats.duplicates)

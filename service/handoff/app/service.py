@@ -12,6 +12,7 @@ import structlog
 
 from handoff.adapters.kafka_topics import ensure_topics
 from handoff.adapters.pg_store import forget_positions, migrate
+from handoff.app.collector import fewer_collections
 from handoff.app.http import serve_http
 from handoff.app.metrics import Metrics
 from handoff.app.pipeline import Pipeline
@@ -29,6 +30,7 @@ async def serve(
     metrics = Metrics()
     started = _Started()
     async with AsyncExitStack() as stack:
+        stack.enter_context(fewer_collections())
         if settings.http_port:
             server = await serve_http(settings.http_port, metrics, started.readiness)
             stack.push_async_callback(_close, server)
