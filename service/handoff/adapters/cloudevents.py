@@ -118,16 +118,13 @@ def _summary(problems: list[str]) -> str:
     return f"{len(problems)} validation error(s): " + "; ".join(problems)
 
 
-_NO_SUBJECT = {"subject"}  # the one envelope attribute that may be absent
-
-
 def dump_event(event: Envelope) -> bytes:
     """The CloudEvents structured-mode JSON of an event, as it goes on the wire and in the log.
 
-    Absent optional attributes are left out of the envelope; inside `data` a null stays, since
-    the contract gives fields such as `team_id` as "or null".
+    Absent optional attributes are left out of the envelope (`Envelope.subject`); inside
+    `data` a null stays, since the contract gives fields such as `team_id` as "or null".
     """
-    return event.model_dump_json(exclude=_NO_SUBJECT if event.subject is None else None).encode()
+    return event.model_dump_json().encode()
 
 
 def load_event(raw: bytes | str) -> Envelope:

@@ -20,7 +20,8 @@ class Envelope(BaseModel):
     type: str
     time: AwareDatetime
     workspaceid: str = Field(min_length=1, max_length=256)
-    subject: str | None = None
+    subject: str | None = Field(default=None, exclude_if=lambda subject: subject is None)
+    """Left out of the JSON when absent, as CloudEvents has it (inside `data`, nulls stay)."""
     datacontenttype: str = "application/json"
 
 
