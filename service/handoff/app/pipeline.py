@@ -5,6 +5,10 @@ to them (or to the earliest offset when there are none: never "latest"). Kafka o
 committed afterwards only so lag shows in the usual tools. The outbox of a partition is
 relayed by whoever owns the partition, after each commit and on assignment, so a crash
 between commit and produce re-sends the same ids and never loses one.
+
+A step's commit and relay run while the next records are polled, parsed and merged (on a
+busy machine the commit is a third of a step's time); the views are touched again only once
+that commit has settled, so they never hold changes of two uncommitted steps.
 """
 
 import asyncio
@@ -75,6 +79,16 @@ class _Owned:
     taken_at_ms: int
 
 
+@dataclass
+class _Committed:
+    """A step's commit as it settled: `failed` names the partitions to take again."""
+
+    started: datetime
+    handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]]
+    failed: set[int]
+    done: datetime
+
+
 class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(
         self,
@@ -97,6 +111,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._next_timer_poll = clock()
         self._uncommitted: dict[TopicPartition, int] = {}
         self._steps = 0
+        self._in_flight: asyncio.Task[_Committed] | None = None
+        """The last step's commit and relay, running while the next records are parsed."""
         self._next_kafka_commit = clock()
         self._lock = asyncio.Lock()
         self._ready = ready or asyncio.Event()
@@ -142,6 +158,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         finally:
             # aiokafka does not call on_partitions_revoked before stop(): drain here.
             async with self._lock:
+                self._uncommitted.update(await self._settle())
                 for partition in list(self._owned):
                     await self._relay(partition)
                 self._owned.clear()
@@ -152,6 +169,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _step(
         self, polled: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> dict[TopicPartition, int]:
+        reached: dict[TopicPartition, int] = {}
+        if self._to_take or self._to_relay:  # they read what the step in flight writes
+            reached = await self._settle()
         for partition in sorted(self._to_take):
             await self._take(partition)
         for partition in sorted(self._to_relay):
@@ -173,13 +193,16 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         positions = await self._positions()
         self._measure_lag(positions)
         await self._restart_beyond_end(positions)
+        reached.update(await self._settle())
         ready = {
             p: o.merger.take_ready(self._caught_up(p, positions)) for p, o in self._owned.items()
         }
         for partition, timers in (await self._due_timers()).items():
             ready[partition] = [*timers, *ready[partition]]
         work = {p: records for p, records in ready.items() if records}
-        return await self._process(work) if work else {}
+        if work:
+            await self._process(work)
+        return reached
 
     async def _due_timers(self) -> dict[int, list[Inbound]]:
         """Timers of owned partitions that fell due (a second apart at most), as inputs.
@@ -271,14 +294,13 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                     await self._consumer.seek_to_beginning(tp)
                     owned.next_offset[tp] = FROM_START
 
-    async def _process(self, ready: dict[int, list[Inbound]]) -> dict[TopicPartition, int]:
-        """Handle every partition's ready records and commit them in one transaction;
-        returns the offsets reached.
+    async def _process(self, ready: dict[int, list[Inbound]]) -> None:
+        """Handle every partition's ready records, and set their commit (one transaction)
+        and relay going; `_settle` takes the outcome.
 
         A record on which the core itself fails is remembered and, when it comes round
         again, dead-lettered with the error instead of stalling its partition; that partition
-        is taken again from its stored positions while the others go on. When the commit
-        fails, every partition in it is taken again: their views ran ahead of the database.
+        is taken again from its stored positions while the others go on.
         """
         started = self._clock()
         handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]] = []
@@ -290,15 +312,34 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                     [(self._owned[p].state, records) for p, records in ready.items()],
                     self._steps,
                 )
-                for partition, records in ready.items():
-                    state = self._owned[partition].state
-                    try:
-                        batch, stats = handle_batch(state, records, started, self._settings, seen)
-                    except PoisonRecord as poison:
-                        self._remember_poison(poison)
-                        self._retake(partition)
-                        continue
-                    handled.append((partition, records, batch, stats))
+        except Exception:
+            log.exception(
+                "batch failed; re-reading from the stored positions", partitions=sorted(ready)
+            )
+            for partition in ready:
+                self._retake(partition)
+            self._backoff = True
+            return
+        for partition, records in ready.items():
+            state = self._owned[partition].state
+            try:
+                batch, stats = handle_batch(state, records, started, self._settings, seen)
+            except PoisonRecord as poison:
+                self._remember_poison(poison)
+                self._retake(partition)
+                continue
+            handled.append((partition, records, batch, stats))
+        self._in_flight = asyncio.create_task(self._commit(started, handled))
+
+    async def _commit(
+        self, started: datetime, handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]]
+    ) -> _Committed:
+        """Commit a step's batches in one transaction, then produce their outputs. When the
+        commit fails, every partition in it is to be taken again: their views ran ahead of
+        the database. Touches no view: it runs while the next records are parsed."""
+        partitions = {partition for partition, _, _, _ in handled}
+        try:
+            async with self._pool.acquire() as conn:
                 await commit_batches(
                     conn, self._settings.group_id, [batch for _, _, batch, _ in handled]
                 )
@@ -308,30 +349,39 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 partitions=sorted(lost.partitions),
                 detail=str(lost),
             )
-            for partition in ready:
-                self._retake(partition)
-            return {}
+            return _Committed(started, handled, partitions, self._clock())
         except Exception:
             log.exception(
-                "batch failed; re-reading from the stored positions", partitions=sorted(ready)
+                "batch failed; re-reading from the stored positions", partitions=sorted(partitions)
             )
-            for partition in ready:
-                self._retake(partition)
             self._backoff = True
+            return _Committed(started, handled, partitions, self._clock())
+        await self._relay_written({partition: batch.outbox for partition, _, batch, _ in handled})
+        return _Committed(started, handled, set(), self._clock())
+
+    async def _settle(self) -> dict[TopicPartition, int]:
+        """Wait for the step in flight; fold its outcome into what is held (positions,
+        evictions, views to drop or take again); return the offsets it reached."""
+        task, self._in_flight = self._in_flight, None
+        if task is None:
+            return {}
+        step = await task
+        for partition in step.failed:
+            self._retake(partition)
+        if step.failed:
             return {}
         reached: dict[TopicPartition, int] = {}
-        for partition, _, batch, _ in handled:
-            state = self._owned[partition].state
+        for partition, _, batch, _ in step.handled:
+            state = self._owned[partition].state  # a partition is let go only once settled
             for (topic, p), (stored, moved) in batch.positions.items():
                 state.positions[topic, p] = moved
                 if moved != stored:
                     reached[TopicPartition(topic, p)] = moved
             state.make_room(batch.versions)
         hold_at_most([o.state for o in self._owned.values()], self._settings.max_held_workspaces)
-        await self._relay_written({partition: batch.outbox for partition, _, batch, _ in handled})
-        done = self._clock()
+        started, done = step.started, step.done
         self._metrics.batch.observe((done - started).total_seconds())
-        for partition, records, _, stats in handled:
+        for partition, records, _, stats in step.handled:
             self._measure(records, stats, done)
             log.info(
                 "batch",
@@ -465,6 +515,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._lock:
+            self._uncommitted.update(await self._settle())
             for tp in revoked:
                 self._uncommitted.pop(tp, None)
             for partition in {tp.partition for tp in revoked}:
