@@ -173,6 +173,50 @@ async def test_a_resent_input_id_makes_no_new_output(stack: Stack) -> None:
     assert [r[1] for r in routed(outs, ws)] == ["c1", "c2"]
 
 
+async def test_a_fenced_commit_takes_its_partitions_again_and_applies_nothing_twice(
+    stack: Stack,
+) -> None:
+    """Another writer moves a stored position (here: back by one) while the service holds
+    the partition: its next commit is fenced, the step's partitions are taken again from the
+    database, and the record read again is found in the log."""
+    import asyncpg
+
+    from handoff.adapters.kafka_send import input_topic_for
+
+    ws = "fenced"
+    setup = [user("ann", ws=ws), team("t", "ann", ws=ws), workflow(assign_team("t"), ws=ws)]
+    await stack.send(*setup, opened("c1", ws=ws))
+    await stack.outputs(_has(ws, 1, "contact.assigned"))
+    topic = input_topic_for(stack.settings, "conversation.opened")
+    conn = await asyncpg.connect(stack.settings.database_url)
+    try:
+        partition = await conn.fetchval(
+            "SELECT source_partition FROM event_log WHERE workspace_id = $1 AND is_input"
+            " AND source_topic = $2 LIMIT 1",
+            ws,
+            topic,
+        )
+        moved = await conn.execute(
+            "UPDATE consumer_positions SET next_offset = next_offset - 1"
+            " WHERE group_id = $1 AND topic = $2 AND partition = $3",
+            stack.settings.group_id,
+            topic,
+            partition,
+        )
+        assert moved == "UPDATE 1"
+        await stack.send(opened("c2", ws=ws))
+        outs = await stack.outputs(_has(ws, 2, "contact.assigned"))
+        assert [r[1] for r in routed(outs, ws)] == ["c1", "c2"]
+        logged = await conn.fetchval(
+            "SELECT count(*) FROM event_log WHERE workspace_id = $1 AND type = $2",
+            ws,
+            "contact.assigned",
+        )
+        assert logged == 2
+    finally:
+        await conn.close()
+
+
 async def test_two_workspaces_with_the_same_user_ids_do_not_meet(stack: Stack) -> None:
     for ws, online in (("tenant-a", True), ("tenant-b", False)):
         await stack.send(

@@ -41,6 +41,10 @@ class Inbound:
         return self.parsed.time
 
 
+_Order = tuple[bool, datetime | None, int]
+"""(has a time, the time, the topic's rank): the order records are released in."""
+
+
 class Merger:
     def __init__(self, topics: Sequence[str]) -> None:
         self._rank = {topic: i for i, topic in enumerate(topics)}
@@ -72,9 +76,6 @@ class Merger:
             ready.append(record)
             waiting = waiting or (not buf and not caught_up(record.topic))
         return ready
-
-
-_Order = tuple[bool, datetime | None, int]
 
 
 def _head_order(buf: deque[tuple[_Order, Inbound]]) -> _Order:

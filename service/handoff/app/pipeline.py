@@ -79,12 +79,16 @@ class _Owned:
     taken_at_ms: int
 
 
+_Handled = list[tuple[int, list[Inbound], BatchWrite, BatchStats]]
+"""A step's partitions, each with its records and what handling them wrote and counted."""
+
+
 @dataclass
 class _Committed:
     """A step's commit as it settled: `failed` names the partitions to take again."""
 
     started: datetime
-    handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]]
+    handled: _Handled
     failed: set[int]
     done: datetime
 
@@ -303,7 +307,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         is taken again from its stored positions while the others go on.
         """
         started = self._clock()
-        handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]] = []
+        handled: _Handled = []
         try:
             async with self._pool.acquire() as conn:
                 self._steps += 1
@@ -331,9 +335,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             handled.append((partition, records, batch, stats))
         self._in_flight = asyncio.create_task(self._commit(started, handled))
 
-    async def _commit(
-        self, started: datetime, handled: list[tuple[int, list[Inbound], BatchWrite, BatchStats]]
-    ) -> _Committed:
+    async def _commit(self, started: datetime, handled: _Handled) -> _Committed:
         """Commit a step's batches in one transaction, then produce their outputs. When the
         commit fails, every partition in it is to be taken again: their views ran ahead of
         the database. Touches no view: it runs while the next records are parsed."""
@@ -349,15 +351,15 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 partitions=sorted(lost.partitions),
                 detail=str(lost),
             )
-            return _Committed(started, handled, partitions, self._clock())
         except Exception:
             log.exception(
                 "batch failed; re-reading from the stored positions", partitions=sorted(partitions)
             )
             self._backoff = True
-            return _Committed(started, handled, partitions, self._clock())
-        await self._relay_written({partition: batch.outbox for partition, _, batch, _ in handled})
-        return _Committed(started, handled, set(), self._clock())
+        else:
+            await self._relay_written({p: batch.outbox for p, _, batch, _ in handled})
+            partitions = set()
+        return _Committed(started, handled, partitions, self._clock())
 
     async def _settle(self) -> dict[TopicPartition, int]:
         """Wait for the step in flight; fold its outcome into what is held (positions,

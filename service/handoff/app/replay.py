@@ -7,14 +7,12 @@ so the same pass rebuilds them. A rebuild without the audit only folds: nearly t
 fast, since deciding costs more than folding.
 """
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from handoff.adapters.cloudevents import dump_event, load_event
 from handoff.adapters.pg_store import Connection, replace_projections
-from handoff.app.collector import fewer_collections
 from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
 from handoff.core.view import WorkspaceView
@@ -31,28 +29,18 @@ class Replay:
     views: dict[str, WorkspaceView] = field(default_factory=dict)
 
 
-_CHUNK = 5000
-"""Log rows fetched per round trip."""
+_PREFETCH = 5000
+"""Log rows fetched per round trip (asyncpg's default is 50)."""
 
 
 async def _log(conn: Connection) -> AsyncIterator[tuple[str, bool, datetime, Envelope]]:
-    """The log in fold order. The next chunk is asked for before this one is folded, so the
-    server reads and sends it while this process folds (the two overlap on two cores)."""
     async with conn.transaction():
-        cursor = await conn.cursor(
+        async for r in conn.cursor(
             "SELECT workspace_id, is_input, decided_at, body::text FROM event_log"
-            " ORDER BY workspace_id, seq"
-        )
-        pending = asyncio.ensure_future(cursor.fetch(_CHUNK))
-        try:
-            while rows := await pending:
-                pending = asyncio.ensure_future(cursor.fetch(_CHUNK))
-                await asyncio.sleep(0)  # let the fetch send its request before folding
-                for r in rows:
-                    yield r["workspace_id"], r["is_input"], r["decided_at"], load_event(r["body"])
-        finally:
-            # The connection runs one query at a time: the transaction ends after the fetch.
-            await asyncio.wait([pending])
+            " ORDER BY workspace_id, seq",
+            prefetch=_PREFETCH,
+        ):
+            yield r["workspace_id"], r["is_input"], r["decided_at"], load_event(r["body"])
 
 
 async def replay(conn: Connection, rebuild: bool = False, audit: bool = True) -> Replay:
@@ -67,22 +55,21 @@ async def replay(conn: Connection, rebuild: bool = False, audit: bool = True) ->
             result.mismatches.append(f"{where}: {len(expected)} logged decision(s) not re-decided")
             expected.clear()
 
-    with fewer_collections():
-        async for workspace_id, is_input, decided_at, event in _log(conn):
-            view = result.views.setdefault(workspace_id, WorkspaceView(workspace_id=workspace_id))
-            evolve(view, event)
-            result.events += 1
-            if not audit:
-                result.inputs += is_input
-            elif is_input:
-                settle()
-                result.inputs += 1
-                where = f"{workspace_id} input {event.id}"
-                expected = [dump_event(d) for d in decide(view, event, decided_at)]
-                expected.reverse()
-            elif not expected or expected.pop() != dump_event(event):
-                result.mismatches.append(f"{where}: logged {event.type} {event.id} differs")
-                expected.clear()
+    async for workspace_id, is_input, decided_at, event in _log(conn):
+        view = result.views.setdefault(workspace_id, WorkspaceView(workspace_id=workspace_id))
+        evolve(view, event)
+        result.events += 1
+        if not audit:
+            result.inputs += is_input
+        elif is_input:
+            settle()
+            result.inputs += 1
+            where = f"{workspace_id} input {event.id}"
+            expected = [dump_event(d) for d in decide(view, event, decided_at)]
+            expected.reverse()
+        elif not expected or expected.pop() != dump_event(event):
+            result.mismatches.append(f"{where}: logged {event.type} {event.id} differs")
+            expected.clear()
     settle()
     if rebuild:
         await replace_projections(conn, result.views.values())
