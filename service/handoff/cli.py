@@ -10,6 +10,7 @@ handoff workflow publish FILE     publish it as `workflow.published`
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -79,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="only fold the log (with --rebuild: a faster rebuild that re-decides nothing)",
     )
+    replay.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes folding ranges of workspaces side by side [the CPU count]",
+    )
     replay.set_defaults(handler=_replay)
 
     workflow = sub.add_parser("workflow", help="workflow documents").add_subparsers(required=True)
@@ -123,19 +130,13 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
-    import asyncpg
-
     from handoff.app.replay import replay
 
     async def main(dsn: str) -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            result = await replay(conn, rebuild=args.rebuild, audit=args.audit)
-        finally:
-            await conn.close()
+        result = await replay(dsn, rebuild=args.rebuild, audit=args.audit, workers=args.workers)
         print(
             f"replayed {result.events} events ({result.inputs} inputs) of "
-            f"{len(result.views)} workspace(s): "
+            f"{result.workspaces} workspace(s): "
             + (f"{len(result.mismatches)} mismatch(es)" if args.audit else "not audited")
             + ("; projections rebuilt" if args.rebuild else "")
         )

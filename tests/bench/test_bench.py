@@ -124,8 +124,11 @@ def _results() -> Results:
             decided=Counter({"contact.assigned": 2000, "run.jumped": 7}),
         ),
     )
-    results.rebuilt = ReplayResult(60_000, 40_000, 100, 0.5, ())
-    results.audited = ReplayResult(60_000, 40_000, 100, 2.0, ())
+    results.replays = [
+        ReplayResult(False, 1, 60_000, 40_000, 100, 0.5, ()),
+        ReplayResult(False, 2, 60_000, 40_000, 100, 0.4, ()),
+        ReplayResult(True, 2, 60_000, 40_000, 100, 2.0, ("ws-1 input e9: logged x differs",)),
+    ]
     results.levels = [
         LevelResult(
             0.25,
@@ -161,6 +164,11 @@ def test_the_report_shows_every_measurement_and_ends_with_the_ratio() -> None:
         "24.5x the 4,900 events/s the live drain logged",  # 49,005 events in 10 s
         "30,000 events/s",
         "6.1x the 4,900 events/s the live drain logged",
+        "rebuild (fold), 2 processes",
+        "150,000 events/s",
+        "30.6x the 4,900",
+        "audit (re-decide), 2 processes",
+        "ws-1 input e9: logged x differs",
         "run.jumped 7",
         "1,000 workspaces, 10x log",
         "102 KiB per workspace",

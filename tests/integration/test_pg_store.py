@@ -27,7 +27,11 @@ NOW = datetime(2026, 11, 23, tzinfo=UTC)
 @pytest.fixture
 async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
     async with asyncpg.create_pool(fresh_database, min_size=1, max_size=2) as p:
-        assert await migrate(p) == ["0001_event_log.sql", "0002_timers.sql"]
+        assert await migrate(p) == [
+            "0001_event_log.sql",
+            "0002_timers.sql",
+            "0003_event_log_json.sql",
+        ]
         assert await migrate(p) == []  # applied once
         yield p
 

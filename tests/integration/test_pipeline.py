@@ -314,28 +314,43 @@ async def test_replaying_the_log_re_decides_every_decision_and_rebuilds_the_proj
     conn = await asyncpg.connect(database_url)
     try:
         live = await projection_rows(conn)
-        audit = await replay(conn)
+        versions = set(await conn.fetch("SELECT workspace_id, version FROM workspaces"))
+        audit = await replay(database_url)
         assert audit.mismatches == []
-        assert "capacity" in audit.views
         assert audit.events > audit.inputs > 0
-        tampered = conn.transaction()  # the audit notices a decision the core would not make
-        await tampered.start()
-        await conn.execute(
-            "UPDATE event_log SET body = jsonb_set(body, '{data,assignee_id}', '\"zed\"')"
-            " WHERE seq = (SELECT min(seq) FROM event_log WHERE workspace_id = 'capacity'"
-            "   AND type = 'contact.assigned') AND workspace_id = 'capacity'"
+        workspaces = await conn.fetchval("SELECT count(DISTINCT workspace_id) FROM event_log")
+        assert audit.workspaces == workspaces > 1
+        # the audit notices a decision the core would not make
+        seq, original = await conn.fetchrow(
+            "SELECT seq, body FROM event_log WHERE workspace_id = 'capacity'"
+            " AND type = 'contact.assigned' ORDER BY seq LIMIT 1"
         )
-        noticed = (await replay(conn)).mismatches
-        assert noticed[0].startswith("capacity input ")
-        assert "logged contact.assigned" in noticed[0]
-        await tampered.rollback()
+        await conn.execute(
+            "UPDATE event_log"
+            " SET body = jsonb_set(body::jsonb, '{data,assignee_id}', '\"zed\"')::json"
+            " WHERE workspace_id = 'capacity' AND seq = $1",
+            seq,
+        )
+        noticed = await replay(database_url)
+        assert noticed.mismatches[0].startswith("capacity input ")
+        assert "logged contact.assigned" in noticed.mismatches[0]
+        in_two = await replay(database_url, workers=2)  # two ranges, the same findings
+        assert in_two.mismatches == noticed.mismatches
+        assert (in_two.events, in_two.workspaces) == (audit.events, audit.workspaces)
+        await conn.execute(
+            "UPDATE event_log SET body = $2 WHERE workspace_id = 'capacity' AND seq = $1",
+            seq,
+            original,
+        )
         await conn.execute("DELETE FROM projection_rows")  # lose them all...
-        rebuilt = await replay(conn, rebuild=True)  # ...and rebuild them from the log
+        rebuilt = await replay(database_url, rebuild=True)  # ...and rebuild them from the log
         assert rebuilt.mismatches == []
         assert await projection_rows(conn) == live
-        await conn.execute("DELETE FROM projection_rows")  # again, folding only this time
-        folded = await replay(conn, rebuild=True, audit=False)
-        assert (folded.events, folded.inputs) == (rebuilt.events, rebuilt.inputs)
-        assert await projection_rows(conn) == live
+        for workers in (1, 2):  # again, folding only, in one process and in two
+            await conn.execute("DELETE FROM projection_rows")
+            folded = await replay(database_url, rebuild=True, audit=False, workers=workers)
+            assert (folded.events, folded.inputs) == (rebuilt.events, rebuilt.inputs)
+            assert await projection_rows(conn) == live, workers
+            assert set(await conn.fetch("SELECT workspace_id, version FROM workspaces")) == versions
     finally:
         await conn.close()

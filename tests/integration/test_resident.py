@@ -107,7 +107,7 @@ async def test_contacts_coming_back_are_routed_by_what_was_stored_about_them(
             " WHERE workspace_id = $1 AND tbl = 'contacts' AND key = 'c0'",
             WS,
         )
-        audit = await replay(conn, rebuild=True)
+        audit = await replay(fresh_database, rebuild=True)
         rebuilt = await conn.fetch(
             "SELECT tbl, key, value::text FROM projection_rows WHERE workspace_id = $1", WS
         )

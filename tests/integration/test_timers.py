@@ -69,7 +69,8 @@ async def test_a_wait_due_while_the_service_was_killed_fires_once_after_restart(
             "SELECT body->'data'->>'outcome' AS o FROM event_log WHERE type = 'run.ended'"
         )
         left = await conn.fetchval("SELECT count(*) FROM timers")
-        audit = await replay(conn)  # the timer's firing is in the log: a replay takes its path
+        # the timer's firing is in the log: a replay takes its path
+        audit = await replay(fresh_database)
     finally:
         await conn.close()
     assert fired == 1

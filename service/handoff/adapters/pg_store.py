@@ -30,6 +30,7 @@ __all__ = [
     "InputKey",
     "OutboxEntry",
     "OutboxRow",
+    "ProjectionRow",
     "clear_outbox",
     "commit_batches",
     "count_outbox",
@@ -42,6 +43,7 @@ __all__ = [
     "load_rows",
     "load_views",
     "migrate",
+    "projection_rows",
     "replace_projections",
     "seen_inputs",
 ]
@@ -376,15 +378,24 @@ async def clear_outbox(conn: Connection, partitions: Sequence[int]) -> None:
     await conn.execute("DELETE FROM outbox WHERE partition = ANY($1::int[])", list(partitions))
 
 
-async def replace_projections(conn: Connection, views: Iterable[WorkspaceView]) -> None:
-    """Swap every projection row for those of `views` (a rebuild from the log), atomically."""
-    rows = [
+ProjectionRow = tuple[str, str, str, str]
+"""(workspace_id, table, key, the value's JSON), as `projection_rows` stores it."""
+
+
+def projection_rows(view: WorkspaceView) -> list[ProjectionRow]:
+    """Every row of a view, to be stored."""
+    return [
         (view.workspace_id, table, key, dump_row(table, value).decode())
-        for view in views
         for table in TABLES
         for key, value in getattr(view, table).items()
     ]
-    versions = [(view.workspace_id, view.version) for view in views]
+
+
+async def replace_projections(
+    conn: Connection, rows: Sequence[ProjectionRow], versions: Sequence[tuple[str, int]]
+) -> None:
+    """Swap every projection row and workspace version for these (a rebuild from the log),
+    atomically."""
     async with conn.transaction():
         await conn.execute("LOCK TABLE projection_rows, workspaces IN EXCLUSIVE MODE")
         await conn.execute("DELETE FROM projection_rows")

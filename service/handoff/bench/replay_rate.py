@@ -5,8 +5,6 @@ replay` runs it), with `handoff.app.replay.replay`; the rebuilt rows are not wri
 import time
 from dataclasses import dataclass
 
-import asyncpg
-
 from handoff.app.replay import replay
 
 __all__ = ["ReplayResult", "time_replay"]
@@ -14,6 +12,8 @@ __all__ = ["ReplayResult", "time_replay"]
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
+    audit: bool
+    workers: int
     events: int
     inputs: int
     workspaces: int
@@ -26,14 +26,16 @@ class ReplayResult:
         return self.events / self.seconds
 
 
-async def time_replay(dsn: str, audit: bool) -> ReplayResult:
-    conn = await asyncpg.connect(dsn)
-    try:
-        started = time.perf_counter()
-        result = await replay(conn, audit=audit)
-        seconds = time.perf_counter() - started
-    finally:
-        await conn.close()
+async def time_replay(dsn: str, audit: bool, workers: int) -> ReplayResult:
+    started = time.perf_counter()
+    result = await replay(dsn, audit=audit, workers=workers)
+    seconds = time.perf_counter() - started
     return ReplayResult(
-        result.events, result.inputs, len(result.views), seconds, tuple(result.mismatches)
+        audit,
+        workers,
+        result.events,
+        result.inputs,
+        result.workspaces,
+        seconds,
+        tuple(result.mismatches),
     )

@@ -33,8 +33,7 @@ class Results:
     produce_rate: float
     pipe: PipeResult
     drained: Drained
-    rebuilt: ReplayResult | None = None
-    audited: ReplayResult | None = None
+    replays: list[ReplayResult] = field(default_factory=list)
     levels: list[LevelResult] = field(default_factory=list)
     instances: list[Instances] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
@@ -141,21 +140,22 @@ def _replay(r: Results) -> Section:
     s = Section("4. replay: the log of (2) folded into the projections, and re-decided")
     d = r.drained
     written = (d.inputs + d.timer_inputs + d.decisions) / d.seconds
-    for what, x in (("rebuild (fold)", r.rebuilt), ("audit (re-decide)", r.audited)):
-        if x is None:
-            s.add(what, "not run")
-            continue
+    if not r.replays:
+        s.add("replay", "not run")
+    for x in r.replays:
+        what = "audit (re-decide)" if x.audit else "rebuild (fold)"
         s.add(
-            what,
+            f"{what}, {x.workers} process{'es' if x.workers > 1 else ''}",
             f"{_n(x.rate)} events/s ({x.events:,} events: inputs, timers and decisions; "
             f"{x.workspaces:,} workspaces; {x.seconds:.1f} s)\n"
             f"{x.rate / written:.1f}x the {_n(written)} events/s the live drain logged",
         )
-    if r.audited is not None:
-        s.add(
-            "mismatches",
-            f"{len(r.audited.mismatches)}" + "".join(f"\n{m}" for m in r.audited.mismatches[:3]),
-        )
+    for x in r.replays:
+        if x.audit:
+            s.add(
+                "mismatches",
+                f"{len(x.mismatches)}" + "".join(f"\n{m}" for m in x.mismatches[:3]),
+            )
     return s
 
 

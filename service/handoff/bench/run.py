@@ -9,8 +9,8 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
    to handoff's input topics; the no-op pipe (`handoff.bench.pipe`) drains it: the baseline;
 2. handoff, in this process (`serve`), drains the same records into a fresh database: the
    sustained rate, and its ratio to the pipe;
-4. `replay` folds that log (a rebuild), then also re-decides it (an audit), the service
-   stopped;
+4. `replay` folds that log (a rebuild) in one process and in one per core, then also
+   re-decides it (an audit), the service stopped;
 3. a `handoff run` process takes over the same topics and database, and a paced producer
    sends fresh workspaces' traffic at shares of the sustained rate; the latency of each
    output is taken in this process (`handoff.bench.latency`), apart from the service's;
@@ -28,6 +28,7 @@ import asyncio
 import gc
 import logging
 import math
+import os
 import secrets
 import signal
 import sys
@@ -162,10 +163,11 @@ async def _measure(
     )
     _say(f"   {results.rate:,.0f} events/s; ratio to the pipe {results.ratio:.2f}")
 
-    _say("4. replay of that log: a rebuild, then an audit ...")
-    results.rebuilt = await time_replay(dsn, audit=False)
-    results.audited = await time_replay(dsn, audit=True)
-    _say(f"   {results.rebuilt.rate:,.0f} and {results.audited.rate:,.0f} events/s")
+    workers = os.cpu_count() or 1
+    _say(f"4. replay of that log: a rebuild in 1 process, a rebuild and an audit in {workers} ...")
+    for audit, count in ((False, 1), (False, workers), (True, workers)):
+        results.replays.append(await time_replay(dsn, audit=audit, workers=count))
+    _say("   " + ", ".join(f"{x.rate:,.0f}" for x in results.replays) + " events/s")
 
     results.levels = await _latency(
         options,
