@@ -33,3 +33,11 @@ def test_past_the_limit_the_least_recently_used_go_down_to_nine_tenths() -> None
     assert kept == list(range(4, 13))
     for s in states:  # nothing of a dropped workspace is left behind
         assert s.views.keys() == s.whole.keys() == s.kept_rows.keys() == s.used.keys()
+
+
+def test_views_with_changes_not_yet_committed_stay_past_the_limit() -> None:
+    """A view the next step changed while the last one committed is not dropped, though
+    it is among the least recently used: read back, it would lack those changes."""
+    states = [_state(0, {f"w{n}": n for n in range(1, 13)})]
+    hold_at_most(states, 10, keep={"w1", "w3"})
+    assert sorted(states[0].views) == sorted(["w1", "w3", *(f"w{n}" for n in range(4, 13))])

@@ -10,9 +10,10 @@ What a batch needs from the database (views not held, inputs already logged) is 
 `prepare` for all the partitions of a step at once: two queries, not two per partition.
 """
 
+import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -66,6 +67,9 @@ class PoisonRecord(Exception):
         super().__init__(self.reason)
 
 
+YIELD_EVERY = 32
+"""Records decided between two turns of the event loop (about 10 ms of deciding)."""
+
 EVICT_SLACK = 256
 """Rows of contacts and conversations a view may gain over twice what it kept at its last
 eviction before it is evicted again: each eviction reads every row, so it is paid for by
@@ -107,9 +111,10 @@ class PartitionState:
                 self.kept_rows[ws] = contact_rows(view)
 
 
-def hold_at_most(states: Iterable[PartitionState], limit: int) -> None:
+def hold_at_most(states: Iterable[PartitionState], limit: int, keep: Collection[str] = ()) -> None:
     """Past `limit` views held, drop the least recently used down to nine tenths of it (so
-    the sort is paid for by many loads): memory follows the active workspaces."""
+    the sort is paid for by many loads): memory follows the active workspaces. The views in
+    `keep` hold changes not yet committed, which a view read back would lack: they stay."""
     states = list(states)
     if sum(len(state.used) for state in states) <= limit:
         return
@@ -118,7 +123,8 @@ def hold_at_most(states: Iterable[PartitionState], limit: int) -> None:
         key=lambda h: h[0],
     )
     for _, state, ws in held[: len(held) - limit * 9 // 10]:
-        state.drop(ws)
+        if ws not in keep:
+            state.drop(ws)
 
 
 @dataclass
@@ -178,14 +184,18 @@ async def prepare(
     return await seen_inputs(conn, [input_key(e) for _, e in accepted])
 
 
-def handle_batch(
+async def handle_batch(
     state: PartitionState,
     records: Sequence[Inbound],
     now: datetime,
     settings: Settings,
     seen: set[InputKey],
 ) -> tuple[BatchWrite, BatchStats]:
-    """`seen`: inputs already logged (`prepare`); the batch's own inputs are added to it."""
+    """`seen`: inputs already logged (`prepare`); the batch's own inputs are added to it.
+
+    Deciding holds the event loop, so every `YIELD_EVERY` records it lets the loop run:
+    the step in flight is committing meanwhile, and each statement and each buffer of its
+    `COPY` goes on only when the loop is free."""
     batch = BatchWrite()
     stats = BatchStats()
     changed: dict[str, set[Changed]] = {}
@@ -204,7 +214,9 @@ def handle_batch(
         if role is not None:
             batch.outbox.append((state.partition, outputs[role], view.workspace_id.encode(), body))
 
-    for record in records:
+    for n, record in enumerate(records, 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         parsed = record.parsed
         if isinstance(parsed, Rejected):
             stats.dead_lettered[parsed.kind] += 1

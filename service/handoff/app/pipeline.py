@@ -14,7 +14,7 @@ that commit has settled, so they never hold changes of two uncommitted steps.
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +30,7 @@ from handoff.adapters.pg_store import (
     FROM_START,
     BatchWrite,
     Fenced,
+    InputKey,
     OutboxEntry,
     clear_outbox,
     commit_batches,
@@ -59,7 +60,8 @@ log = structlog.get_logger("handoff.pipeline")
 
 
 TIMER_POLL = timedelta(seconds=1)
-"""How often due timers are looked for: a wait ends at most this late."""
+"""How often due timers are looked for: a wait ends at most this late, or twice this while
+steps keep committing (`_step`)."""
 
 KAFKA_COMMIT_EVERY = timedelta(seconds=1)
 """Kafka offsets only feed lag tools (positions live in PostgreSQL), so they are committed
@@ -116,7 +118,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._uncommitted: dict[TopicPartition, int] = {}
         self._steps = 0
         self._in_flight: asyncio.Task[_Committed] | None = None
-        """The last step's commit and relay, running while the next records are parsed."""
+        """The last step's commit and relay, running while the next step is handled."""
+        self._in_flight_inputs: set[InputKey] = set()
+        """The inputs that step applied: the next step's duplicates, though not yet logged."""
         self._next_kafka_commit = clock()
         self._lock = asyncio.Lock()
         self._ready = ready or asyncio.Event()
@@ -197,16 +201,24 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         positions = await self._positions()
         self._measure_lag(positions)
         await self._restart_beyond_end(positions)
-        reached.update(await self._settle())
         ready = {
             p: o.merger.take_ready(self._caught_up(p, positions)) for p, o in self._owned.items()
         }
-        for partition, timers in (await self._due_timers()).items():
-            ready[partition] = [*timers, *ready[partition]]
+        # Timers are what the step in flight writes: they are read once it has committed,
+        # waited for only when they are a poll late (a busy loop seldom finds it done).
+        late = self._next_timer_poll + TIMER_POLL
+        if self._settled() or self._clock() >= late:
+            reached.update(await self._settle())
+            for partition, timers in (await self._due_timers()).items():
+                ready[partition] = [*timers, *ready[partition]]
         work = {p: records for p, records in ready.items() if records}
         if work:
-            await self._process(work)
+            reached.update(await self._process(work))
         return reached
+
+    def _settled(self) -> bool:
+        """Nothing in flight, or only a step that has finished (settling it waits for none)."""
+        return self._in_flight is None or self._in_flight.done()
 
     async def _due_timers(self) -> dict[int, list[Inbound]]:
         """Timers of owned partitions that fell due (a second apart at most), as inputs.
@@ -298,9 +310,17 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                     await self._consumer.seek_to_beginning(tp)
                     owned.next_offset[tp] = FROM_START
 
-    async def _process(self, ready: dict[int, list[Inbound]]) -> None:
-        """Handle every partition's ready records, and set their commit (one transaction)
-        and relay going; `_settle` takes the outcome.
+    async def _process(self, ready: dict[int, list[Inbound]]) -> dict[TopicPartition, int]:
+        """Handle every partition's ready records while the last step commits; once that
+        has settled, set this step's commit (one transaction) and relay going. Returns the
+        offsets the settled step reached.
+
+        The views run ahead of the database by up to two steps, which is safe because
+        whatever reads the database for them waits: a view or row is read back only when not
+        held, and nothing this step touched is dropped before it commits (`_settle`'s
+        `ahead`); an input of the step in flight is a duplicate here, though not yet logged;
+        and this step's positions expect the ones the step in flight stores, so if that one
+        fails, this one is fenced too, and its partitions are taken again.
 
         A record on which the core itself fails is remembered and, when it comes round
         again, dead-lettered with the error instead of stalling its partition; that partition
@@ -308,6 +328,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         """
         started = self._clock()
         handled: _Handled = []
+        poisoned: list[int] = []
         try:
             async with self._pool.acquire() as conn:
                 self._steps += 1
@@ -320,25 +341,37 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             log.exception(
                 "batch failed; re-reading from the stored positions", partitions=sorted(ready)
             )
+            reached = await self._settle()
             for partition in ready:
                 self._retake(partition)
             self._backoff = True
-            return
+            return reached
+        seen |= self._in_flight_inputs
         for partition, records in ready.items():
             state = self._owned[partition].state
             try:
-                batch, stats = handle_batch(state, records, started, self._settings, seen)
+                batch, stats = await handle_batch(state, records, started, self._settings, seen)
             except PoisonRecord as poison:
                 self._remember_poison(poison)
-                self._retake(partition)
+                poisoned.append(partition)
                 continue
+            for (topic, p), (_, moved) in batch.positions.items():
+                state.positions[topic, p] = moved  # what the next step's batch expects
             handled.append((partition, records, batch, stats))
+        reached = await self._settle({ws for _, _, b, _ in handled for ws in b.versions})
+        for partition in poisoned:
+            self._retake(partition)
+        # A partition the settled step failed on was taken again: what this step handled of
+        # it was built on views that ran ahead of that failed commit.
+        handled = [h for h in handled if h[0] in self._owned]
         self._in_flight = asyncio.create_task(self._commit(started, handled))
+        self._in_flight_inputs = seen
+        return reached
 
     async def _commit(self, started: datetime, handled: _Handled) -> _Committed:
         """Commit a step's batches in one transaction, then produce their outputs. When the
         commit fails, every partition in it is to be taken again: their views ran ahead of
-        the database. Touches no view: it runs while the next records are parsed."""
+        the database. Touches no view: it runs while the next step is handled."""
         partitions = {partition for partition, _, _, _ in handled}
         try:
             async with self._pool.acquire() as conn:
@@ -361,13 +394,15 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             partitions = set()
         return _Committed(started, handled, partitions, self._clock())
 
-    async def _settle(self) -> dict[TopicPartition, int]:
-        """Wait for the step in flight; fold its outcome into what is held (positions,
-        evictions, views to drop or take again); return the offsets it reached."""
+    async def _settle(self, ahead: Collection[str] = ()) -> dict[TopicPartition, int]:
+        """Wait for the step in flight; fold its outcome into what is held (evictions, views
+        to drop or take again); return the offsets it reached. `ahead`: the workspaces the
+        next step has changed already, whose views and rows stay until it commits."""
         task, self._in_flight = self._in_flight, None
         if task is None:
             return {}
         step = await task
+        self._in_flight_inputs = set()
         for partition in step.failed:
             self._retake(partition)
         if step.failed:
@@ -376,11 +411,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         for partition, _, batch, _ in step.handled:
             state = self._owned[partition].state  # a partition is let go only once settled
             for (topic, p), (stored, moved) in batch.positions.items():
-                state.positions[topic, p] = moved
                 if moved != stored:
                     reached[TopicPartition(topic, p)] = moved
-            state.make_room(batch.versions)
-        hold_at_most([o.state for o in self._owned.values()], self._settings.max_held_workspaces)
+            state.make_room(ws for ws in batch.versions if ws not in ahead)
+        hold_at_most(
+            [o.state for o in self._owned.values()], self._settings.max_held_workspaces, ahead
+        )
         started, done = step.started, step.done
         self._metrics.batch.observe((done - started).total_seconds())
         for partition, records, _, stats in step.handled:
