@@ -17,7 +17,7 @@ service first).
 
 import asyncio
 import multiprocessing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +36,7 @@ from handoff.core.envelope import Envelope
 from handoff.core.view import WorkspaceView
 from handoff_projections import evolve
 
-__all__ = ["Replay", "replay"]
+__all__ = ["Replay", "cut", "replay"]
 
 
 @dataclass
@@ -161,19 +161,23 @@ async def _fold_side_by_side(
 
 
 async def _ranges(conn: Connection, count: int) -> list[_Range]:
-    """`count` ranges of workspaces with about as many logged events each (seq counts them),
-    the first and last open-ended so that no workspace falls outside."""
     sizes = await conn.fetch(
-        "SELECT workspace_id, max(seq) AS n FROM event_log GROUP BY workspace_id"
-        " ORDER BY workspace_id"
+        "SELECT workspace_id, max(seq) FROM event_log GROUP BY workspace_id ORDER BY workspace_id"
     )
-    total = sum(r["n"] for r in sizes)
+    return cut([(ws, n) for ws, n in sizes], count)
+
+
+def cut(sizes: Sequence[tuple[str, int]], count: int) -> list[_Range]:
+    """At most `count` ranges of the workspaces, given in the database's order with the
+    events each logged, holding about as many events each; the first and the last are
+    open-ended, so that a workspace the list missed still falls in one."""
+    total = sum(n for _, n in sizes)
     starts: list[str | None] = [None]
     seen = 0
-    for r in sizes:
+    for workspace_id, n in sizes:
         if seen >= total * len(starts) / count:
-            starts.append(r["workspace_id"])
-        seen += r["n"]
+            starts.append(workspace_id)
+        seen += n
     return list(zip(starts, [*starts[1:], None], strict=True))
 
 
