@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
+        default=len(os.sched_getaffinity(0)),
         help="processes folding ranges of workspaces side by side [the CPU count]",
     )
     replay.set_defaults(handler=_replay)

@@ -4,7 +4,8 @@ For each record: dead-letter it, skip it, drop it as a duplicate, or fold it int
 workspace's view, `decide`, and fold the decisions in too. Everything lands in one
 `BatchWrite` (log rows, outbox rows, changed projection rows, positions) that the caller
 commits atomically. The views live in memory per owned partition and are written through;
-if the commit fails the caller drops them, so memory never runs ahead of the database.
+if the commit fails the caller drops them, so what memory holds beyond the database is never
+more than the steps not yet committed (`Pipeline._process`).
 
 What a batch needs from the database (views not held, inputs already logged) is read by
 `prepare` for all the partitions of a step at once: two queries, not two per partition.

@@ -6,9 +6,9 @@ committed afterwards only so lag shows in the usual tools. The outbox of a parti
 relayed by whoever owns the partition, after each commit and on assignment, so a crash
 between commit and produce re-sends the same ids and never loses one.
 
-A step's commit and relay run while the next records are polled, parsed and merged (on a
-busy machine the commit is a third of a step's time); the views are touched again only once
-that commit has settled, so they never hold changes of two uncommitted steps.
+A step's commit and relay run while the next step is polled, parsed, merged and decided (on
+a busy machine the commit is a third of a step's time), so the views may hold the changes of
+two uncommitted steps; `_process` says why that is safe.
 """
 
 import asyncio
@@ -36,6 +36,7 @@ from handoff.adapters.pg_store import (
     commit_batches,
     count_outbox,
     delete_outbox,
+    input_key,
     load_due_timers,
     load_outbox,
     load_positions,
@@ -120,7 +121,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._in_flight: asyncio.Task[_Committed] | None = None
         """The last step's commit and relay, running while the next step is handled."""
         self._in_flight_inputs: set[InputKey] = set()
-        """The inputs that step applied: the next step's duplicates, though not yet logged."""
+        """The inputs of that step: the next step's duplicates, though not yet logged."""
         self._next_kafka_commit = clock()
         self._lock = asyncio.Lock()
         self._ready = ready or asyncio.Event()
@@ -201,14 +202,16 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         positions = await self._positions()
         self._measure_lag(positions)
         await self._restart_beyond_end(positions)
+        # Timers are what the step in flight writes: they are read once it has committed,
+        # waited for only when they are a poll late (a busy loop seldom finds it done). The
+        # settle comes first, since a partition its step failed on is owned no more.
+        settle = self._settled() or self._clock() >= self._next_timer_poll + TIMER_POLL
+        if settle:
+            reached.update(await self._settle())
         ready = {
             p: o.merger.take_ready(self._caught_up(p, positions)) for p, o in self._owned.items()
         }
-        # Timers are what the step in flight writes: they are read once it has committed,
-        # waited for only when they are a poll late (a busy loop seldom finds it done).
-        late = self._next_timer_poll + TIMER_POLL
-        if self._settled() or self._clock() >= late:
-            reached.update(await self._settle())
+        if settle:
             for partition, timers in (await self._due_timers()).items():
                 ready[partition] = [*timers, *ready[partition]]
         work = {p: records for p, records in ready.items() if records}
@@ -221,7 +224,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         return self._in_flight is None or self._in_flight.done()
 
     async def _due_timers(self) -> dict[int, list[Inbound]]:
-        """Timers of owned partitions that fell due (a second apart at most), as inputs.
+        """Timers of owned partitions that fell due (polled a second apart, two under load),
+        as inputs.
 
         Only the owner of a partition asks for its timers, and a timer's input id is
         derived from the timer, so it is applied once however many times it is polled.
@@ -365,7 +369,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         # it was built on views that ran ahead of that failed commit.
         handled = [h for h in handled if h[0] in self._owned]
         self._in_flight = asyncio.create_task(self._commit(started, handled))
-        self._in_flight_inputs = seen
+        self._in_flight_inputs = {
+            input_key(r.parsed.event)
+            for _, records, _, _ in handled
+            for r in records
+            if isinstance(r.parsed, Accepted)
+        }
         return reached
 
     async def _commit(self, started: datetime, handled: _Handled) -> _Committed:
@@ -397,7 +406,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _settle(self, ahead: Collection[str] = ()) -> dict[TopicPartition, int]:
         """Wait for the step in flight; fold its outcome into what is held (evictions, views
         to drop or take again); return the offsets it reached. `ahead`: the workspaces the
-        next step has changed already, whose views and rows stay until it commits."""
+        next step has changed already, whose views and rows stay until it commits (a
+        workspace in every step has its rows evicted when a timer poll settles alone)."""
         task, self._in_flight = self._in_flight, None
         if task is None:
             return {}
@@ -490,7 +500,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         """Produce what a step just committed, from memory, and clear those outboxes.
 
         When nothing older waits, a partition's outbox holds exactly the rows just written
-        (we hold the lock, and a fenced writer's rows were rolled back), so nothing is read
+        (until this step settles nothing else writes or relays them, and a fenced writer's
+        rows were rolled back), so nothing is read
         back. A partition with an older backlog is relayed from the database, in order.
         """
         fresh = {p: rows for p, rows in written.items() if rows and p not in self._to_relay}
@@ -567,6 +578,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self._lock:
+            # The revoke before it settled already, unless it failed: a step in flight must
+            # not settle into the fresh state of a partition taken anew.
+            self._uncommitted.update(await self._settle())
             for partition in sorted({tp.partition for tp in assigned}):
                 await self._take(partition)
             log.info("assigned", partitions=sorted({tp.partition for tp in assigned}))

@@ -10,9 +10,9 @@ Workspaces share nothing, so the log is cut into ranges of workspace ids holding
 many events each, folded side by side: one here, the others in processes of their own, since
 the fold is Python, bound to one core per process. A range is read in workspace order, so a
 workspace's view is turned into its rows and dropped as soon as the log moves past it: memory
-holds one view at a time, plus the rows of a rebuild. The ranges are read in separate
-snapshots: replay a log nobody is writing to, as `handoff replay --rebuild` asks (stop the
-service first).
+holds one view at a time, plus, for a rebuild, every range's rows until they are written.
+The ranges are read in separate snapshots: replay a log nobody is writing to, as `handoff
+replay --rebuild` asks (stop the service first).
 """
 
 import asyncio
@@ -156,8 +156,13 @@ async def _fold_side_by_side(
                     pool, _fold_in_process, dsn, spans[i], rebuild, audit
                 )
 
-        await asyncio.gather(here(), *(there() for _ in range(workers - 1)))
-    return [f for f in folded if f is not None]
+        async with asyncio.TaskGroup() as group:  # one failing cancels the others
+            group.create_task(here())
+            for _ in range(workers - 1):
+                group.create_task(there())
+    done = [f for f in folded if f is not None]
+    assert len(done) == len(spans), "a range was not folded"
+    return done
 
 
 async def _ranges(conn: Connection, count: int) -> list[_Range]:

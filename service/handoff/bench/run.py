@@ -163,7 +163,7 @@ async def _measure(
     )
     _say(f"   {results.rate:,.0f} events/s; ratio to the pipe {results.ratio:.2f}")
 
-    workers = os.cpu_count() or 1
+    workers = len(os.sched_getaffinity(0))
     _say(f"4. replay of that log: a rebuild in 1 process, a rebuild and an audit in {workers} ...")
     for audit, count in ((False, 1), (False, workers), (True, workers)):
         results.replays.append(await time_replay(dsn, audit=audit, workers=count))
