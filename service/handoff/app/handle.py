@@ -69,7 +69,7 @@ class PoisonRecord(Exception):
 
 
 YIELD_EVERY = 32
-"""Records decided between two turns of the event loop (about 10 ms of deciding)."""
+"""Records decided between two turns of the event loop (2-3 ms of deciding)."""
 
 EVICT_SLACK = 256
 """Rows of contacts and conversations a view may gain over twice what it kept at its last

@@ -63,7 +63,7 @@ _RANGES_PER_WORKER = 4
 
 _CHUNK = 5000
 """Log rows fetched per round trip, as one list: iterating the cursor row by row costs an
-await and asyncpg's connection checks per row, about a seventh of a rebuild."""
+await and asyncpg's connection checks per row (about 2 of some 30 us of CPU per event)."""
 
 
 async def _log(
