@@ -1,4 +1,5 @@
-"""The PostgreSQL store on a real server: positions fence a zombie, inputs dedupe by id."""
+"""The PostgreSQL store on a real server: positions fence a zombie, inputs dedupe by id, a
+relayed outbox is cleared only as far as its writer wrote."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -10,7 +11,9 @@ from handoff.adapters.pg_store import (
     FROM_START,
     BatchWrite,
     Fenced,
+    clear_outbox,
     commit_batches,
+    load_outbox,
     load_positions,
     migrate,
     seen_inputs,
@@ -89,3 +92,26 @@ async def test_a_stale_read_of_an_untouched_topic_also_fences(pool: asyncpg.Pool
         with pytest.raises(Fenced):
             await commit_batches(conn, "g", [_batch(stale, "e-3", 2)])
         await commit_batches(conn, "g", [_batch(moved, "e-4", 2)])
+
+
+async def test_clearing_a_relayed_outbox_leaves_what_a_new_owner_wrote_since(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        first = _batch(await load_positions(conn, "g", TPS), "e-1", 1)
+        first.outbox += [(0, "out", b"ws", b"a1"), (0, "out", b"ws", b"a2")]
+        last_output = await commit_batches(conn, "g", [first])
+        # The partition changed hands before the first owner relayed: the new owner writes.
+        second = _batch(await load_positions(conn, "g", TPS), "e-2", 2)
+        second.outbox.append((0, "out", b"ws", b"b1"))
+        assert last_output is not None
+        assert await commit_batches(conn, "g", [second]) == last_output + 1
+        assert [r.value for r in await load_outbox(conn, 0)] == [b"a1", b"a2", b"b1"]
+        await clear_outbox(conn, [0], last_output)  # the first owner, relayed from memory
+        assert [r.value for r in await load_outbox(conn, 0)] == [b"b1"]
+        assert (
+            await commit_batches(
+                conn, "g", [_batch(await load_positions(conn, "g", TPS), "e-3", 3)]
+            )
+            is None
+        )

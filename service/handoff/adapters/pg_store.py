@@ -251,8 +251,11 @@ _LOG_COLUMNS = [
 ]
 
 
-async def commit_batches(conn: Connection, group_id: str, batches: Sequence[BatchWrite]) -> None:
-    """Write the batches of one step atomically, or raise `Fenced` and write nothing.
+async def commit_batches(
+    conn: Connection, group_id: str, batches: Sequence[BatchWrite]
+) -> int | None:
+    """Write the batches of one step atomically, or raise `Fenced` and write nothing; return
+    the last outbox seq written (None: no outputs).
 
     One transaction for all of a step's partitions: a statement per kind of row, not per
     partition, since on a busy machine each round trip costs a context switch."""
@@ -262,7 +265,8 @@ async def commit_batches(conn: Connection, group_id: str, batches: Sequence[Batc
         for (t, p), (expected, reached) in b.positions.items()
     ]
     if not moves:
-        return
+        return None
+    last_output: int | None = None
 
     def rows(name: str) -> list[Any]:
         return [row for b in batches for row in getattr(b, name)]
@@ -285,8 +289,14 @@ async def commit_batches(conn: Connection, group_id: str, batches: Sequence[Batc
         if log := rows("log"):
             await conn.copy_records_to_table("event_log", records=log, columns=_LOG_COLUMNS)
         if outbox := rows("outbox"):
-            await conn.copy_records_to_table(
-                "outbox", records=outbox, columns=["partition", "topic", "key", "value"]
+            last_output = await conn.fetchval(
+                "WITH written AS (INSERT INTO outbox (partition, topic, key, value)"
+                "   SELECT p, t, k, v"
+                "   FROM unnest($1::int[], $2::text[], $3::bytea[], $4::bytea[])"
+                "     WITH ORDINALITY AS o(p, t, k, v, n) ORDER BY n"  # seq in written order
+                "   RETURNING seq)"
+                " SELECT max(seq) FROM written",
+                *map(list, zip(*outbox, strict=True)),
             )
         if upserted := rows("rows_upserted"):
             await conn.execute(
@@ -327,6 +337,7 @@ async def commit_batches(conn: Connection, group_id: str, batches: Sequence[Batc
                 list(versions),
                 list(versions.values()),
             )
+    return last_output
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,9 +384,14 @@ async def delete_outbox(conn: Connection, partition: int, upto_seq: int) -> None
     await conn.execute("DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq)
 
 
-async def clear_outbox(conn: Connection, partitions: Sequence[int]) -> None:
-    """Every row of these partitions relayed."""
-    await conn.execute("DELETE FROM outbox WHERE partition = ANY($1::int[])", list(partitions))
+async def clear_outbox(conn: Connection, partitions: Sequence[int], upto_seq: int) -> None:
+    """Every row of these partitions relayed, up to `upto_seq`: what a later owner wrote
+    after it stays for that owner to relay."""
+    await conn.execute(
+        "DELETE FROM outbox WHERE partition = ANY($1::int[]) AND seq <= $2",
+        list(partitions),
+        upto_seq,
+    )
 
 
 ProjectionRow = tuple[str, str, str, str]

@@ -384,7 +384,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         partitions = {partition for partition, _, _, _ in handled}
         try:
             async with self._pool.acquire() as conn:
-                await commit_batches(
+                last_output = await commit_batches(
                     conn, self._settings.group_id, [batch for _, _, batch, _ in handled]
                 )
         except Fenced as lost:
@@ -399,7 +399,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             )
             self._backoff = True
         else:
-            await self._relay_written({p: batch.outbox for p, _, batch, _ in handled})
+            await self._relay_written({p: batch.outbox for p, _, batch, _ in handled}, last_output)
             partitions = set()
         return _Committed(started, handled, partitions, self._clock())
 
@@ -496,13 +496,17 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             self._to_relay.add(partition)
             self._backoff = True
 
-    async def _relay_written(self, written: dict[int, list[OutboxEntry]]) -> None:
-        """Produce what a step just committed, from memory, and clear those outboxes.
+    async def _relay_written(
+        self, written: dict[int, list[OutboxEntry]], last_output: int | None
+    ) -> None:
+        """Produce what a step just committed, from memory, and clear those outboxes up to
+        `last_output`, the last seq it wrote.
 
-        When nothing older waits, a partition's outbox holds exactly the rows just written
-        (until this step settles nothing else writes or relays them, and a fenced writer's
-        rows were rolled back), so nothing is read
-        back. A partition with an older backlog is relayed from the database, in order.
+        When nothing older waits, a partition's outbox holds exactly the rows just written up
+        to there (a fenced writer's rows were rolled back), so nothing is read back. Beyond
+        it, rows may be a new owner's, if this instance lost the partition meanwhile: they
+        stay for that owner. A partition with an older backlog is relayed from the database,
+        in order.
         """
         fresh = {p: rows for p, rows in written.items() if rows and p not in self._to_relay}
         try:
@@ -512,9 +516,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 for _, topic, key, value in rows
             ]
             await asyncio.gather(*sent)
-            if fresh:
+            if fresh and last_output is not None:
                 async with self._pool.acquire() as conn:
-                    await clear_outbox(conn, list(fresh))
+                    await clear_outbox(conn, list(fresh), last_output)
         except Exception:
             log.exception("outbox relay failed; will retry", partitions=sorted(fresh))
             self._to_relay.update(fresh)
