@@ -36,6 +36,8 @@ class Results:
     replays: list[ReplayResult] = field(default_factory=list)
     levels: list[LevelResult] = field(default_factory=list)
     instances: list[Instances] = field(default_factory=list)
+    pipe_processes: PipeResult | None = None
+    """The no-op pipe over the same backlog in two processes, beside two instances."""
     memory: list[MemoryResult] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -179,7 +181,9 @@ def _memory(r: Results) -> Section:
 
 
 def _instances(r: Results) -> Section:
-    s = Section("6. one instance vs two: `handoff run` processes in one consumer group")
+    s = Section(
+        "6. one instance vs two: `handoff run` processes in one consumer group, and the pipe"
+    )
     one = next((i for i in r.instances if i.count == 1), None)
     for i in r.instances:
         rate = i.drained.rate
@@ -189,6 +193,12 @@ def _instances(r: Results) -> Section:
             f"{_n(rate)} events/s ({i.drained.inputs:,} inputs in {i.drained.seconds:.1f} s"
             f"{vs}); partitions {'+'.join(map(str, i.partitions))}, "
             f"applied {'+'.join(f'{a:,}' for a in i.applied)}",
+        )
+    if p := r.pipe_processes:
+        s.add(
+            "no-op pipe, 2 processes",
+            f"{_n(p.rate)} records/s ({p.records:,} records in {p.seconds:.1f} s; "
+            f"x{p.rate / r.pipe.rate:.2f} the pipe in one process, 1-2)",
         )
     return s
 

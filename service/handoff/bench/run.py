@@ -7,6 +7,8 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
 
 1. a backlog (the simulated day of many workspaces, `handoff.bench.stream`) is produced once
    to handoff's input topics; the no-op pipe (`handoff.bench.pipe`) drains it: the baseline;
+   then drains it again in two processes, each with the partitions that a consumer group of
+   two would give it (reported under 6);
 2. handoff, in this process (`serve`), drains the same records into a fresh database: the
    sustained rate, and its ratio to the pipe;
 4. `replay` folds that log (a rebuild) in one process and in one per core, then also
@@ -15,7 +17,7 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
    sends fresh workspaces' traffic at shares of the sustained rate; the latency of each
    output is taken in this process (`handoff.bench.latency`), apart from the service's;
 6. the backlog again, into new topics and databases, for one and then two `handoff run`
-   processes of one consumer group;
+   processes of one consumer group, beside the pipe's own gain from a second process (1);
 5. with the servers stopped, the memory of N workspaces' state, each in a fresh process
    (`handoff.bench.memory`).
 
@@ -49,7 +51,7 @@ from handoff.bench.latency import LevelResult, Paced, pace
 from handoff.bench.machine import machine_rows
 from handoff.bench.memory import MemoryResult, measure_memory
 from handoff.bench.options import BenchOptions, add_arguments, options_from
-from handoff.bench.pipe import run_pipe
+from handoff.bench.pipe import run_pipe, run_pipe_processes
 from handoff.bench.replay_rate import time_replay
 from handoff.bench.report import Results, build_report
 from handoff.bench.servers import (
@@ -139,6 +141,12 @@ async def _measure(
     _say("1. the no-op pipe drains the backlog ...")
     pipe = await run_pipe(settings, settings.topic("pipe.out"), len(records))
     _say(f"   {pipe.rate:,.0f} records/s")
+    # While the topics hold the backlog alone: the latency runs (3) add to them.
+    _say("1. (for 6) the no-op pipe drains it again in 2 processes ...")
+    pipe_processes = await run_pipe_processes(
+        settings, settings.topic("pipe.out"), [r.key for r in records], 2
+    )
+    _say(f"   {pipe_processes.rate:,.0f} records/s")
 
     _say("2. handoff (in this process) drains the backlog ...")
     dsn = settings.database_url or ""
@@ -186,6 +194,7 @@ async def _measure(
         instances = await drain_instances(instance_settings, count, len(records), data_dir)
         results.instances.append(instances)
         _say(f"   {instances.drained.rate:,.0f} events/s")
+    results.pipe_processes = pipe_processes
     return results
 
 
