@@ -1,5 +1,5 @@
 """The PostgreSQL store on a real server: positions fence a zombie, inputs dedupe by id, a
-relayed outbox is cleared only as far as its writer wrote."""
+relayed step's outbox rows are cleared, not another writer's."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -94,24 +94,27 @@ async def test_a_stale_read_of_an_untouched_topic_also_fences(pool: asyncpg.Pool
         await commit_batches(conn, "g", [_batch(moved, "e-4", 2)])
 
 
-async def test_clearing_a_relayed_outbox_leaves_what_a_new_owner_wrote_since(
+async def test_clearing_a_relayed_step_leaves_what_other_writers_of_its_partition_wrote(
     pool: asyncpg.Pool,
 ) -> None:
     async with pool.acquire() as conn:
-        first = _batch(await load_positions(conn, "g", TPS), "e-1", 1)
-        first.outbox += [(0, "out", b"ws", b"a1"), (0, "out", b"ws", b"a2")]
-        last_output = await commit_batches(conn, "g", [first])
-        # The partition changed hands before the first owner relayed: the new owner writes.
-        second = _batch(await load_positions(conn, "g", TPS), "e-2", 2)
-        second.outbox.append((0, "out", b"ws", b"b1"))
-        assert last_output is not None
-        assert await commit_batches(conn, "g", [second]) == last_output + 1
-        assert [r.value for r in await load_outbox(conn, 0)] == [b"a1", b"a2", b"b1"]
-        await clear_outbox(conn, [0], last_output)  # the first owner, relayed from memory
-        assert [r.value for r in await load_outbox(conn, 0)] == [b"b1"]
-        assert (
-            await commit_batches(
-                conn, "g", [_batch(await load_positions(conn, "g", TPS), "e-3", 3)]
-            )
-            is None
-        )
+        stored = await load_positions(conn, "g", TPS)
+        # A new owner's step that moved no position (timers only) passes this instance's
+        # compare-and-set: its output is in the outbox before this step's.
+        other = BatchWrite()
+        other.positions = {tp: (position, position) for tp, position in stored.items()}
+        other.outbox.append((0, "out", b"ws", b"b1"))
+        await commit_batches(conn, "g", [other])
+        step = _batch(stored, "e-1", 1)
+        step.outbox += [(0, "out", b"ws", b"a1"), (0, "out", b"ws", b"a2")]
+        written = await commit_batches(conn, "g", [step])
+        later = _batch(await load_positions(conn, "g", TPS), "e-2", 2)
+        later.outbox.append((0, "out", b"ws", b"b2"))
+        await commit_batches(conn, "g", [later])
+        assert [r.value for r in await load_outbox(conn, 0)] == [b"b1", b"a1", b"a2", b"b2"]
+
+        assert written is not None
+        await clear_outbox(conn, [0], written)  # this step's outputs, relayed from memory
+        assert [r.value for r in await load_outbox(conn, 0)] == [b"b1", b"b2"]
+        no_outputs = _batch(await load_positions(conn, "g", TPS), "e-3", 3)
+        assert await commit_batches(conn, "g", [no_outputs]) is None

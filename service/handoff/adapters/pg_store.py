@@ -253,9 +253,11 @@ _LOG_COLUMNS = [
 
 async def commit_batches(
     conn: Connection, group_id: str, batches: Sequence[BatchWrite]
-) -> int | None:
+) -> tuple[int, int] | None:
     """Write the batches of one step atomically, or raise `Fenced` and write nothing; return
-    the last outbox seq written (None: no outputs).
+    the first and last outbox seq written (None: no outputs). Between the two lie this
+    step's outputs only, for its partitions: another writer of a partition waits for the
+    positions' row lock, taken first, so its seqs come before or after.
 
     One transaction for all of a step's partitions: a statement per kind of row, not per
     partition, since on a busy machine each round trip costs a context switch."""
@@ -266,7 +268,7 @@ async def commit_batches(
     ]
     if not moves:
         return None
-    last_output: int | None = None
+    outputs: tuple[int, int] | None = None
 
     def rows(name: str) -> list[Any]:
         return [row for b in batches for row in getattr(b, name)]
@@ -289,15 +291,17 @@ async def commit_batches(
         if log := rows("log"):
             await conn.copy_records_to_table("event_log", records=log, columns=_LOG_COLUMNS)
         if outbox := rows("outbox"):
-            last_output = await conn.fetchval(
+            written = await conn.fetchrow(
                 "WITH written AS (INSERT INTO outbox (partition, topic, key, value)"
                 "   SELECT p, t, k, v"
                 "   FROM unnest($1::int[], $2::text[], $3::bytea[], $4::bytea[])"
                 "     WITH ORDINALITY AS o(p, t, k, v, n) ORDER BY n"  # seq in written order
                 "   RETURNING seq)"
-                " SELECT max(seq) FROM written",
+                " SELECT min(seq), max(seq) FROM written",
                 *map(list, zip(*outbox, strict=True)),
             )
+            assert written is not None  # an aggregate has a row
+            outputs = (written[0], written[1])
         if upserted := rows("rows_upserted"):
             await conn.execute(
                 "INSERT INTO projection_rows (workspace_id, tbl, key, value)"
@@ -337,7 +341,7 @@ async def commit_batches(
                 list(versions),
                 list(versions.values()),
             )
-    return last_output
+    return outputs
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,13 +388,15 @@ async def delete_outbox(conn: Connection, partition: int, upto_seq: int) -> None
     await conn.execute("DELETE FROM outbox WHERE partition = $1 AND seq <= $2", partition, upto_seq)
 
 
-async def clear_outbox(conn: Connection, partitions: Sequence[int], upto_seq: int) -> None:
-    """Every row of these partitions relayed, up to `upto_seq`: what a later owner wrote
-    after it stays for that owner to relay."""
+async def clear_outbox(
+    conn: Connection, partitions: Sequence[int], written: tuple[int, int]
+) -> None:
+    """The rows of these partitions that one step wrote (`commit_batches`), relayed: what
+    another writer of them wrote before or after stays for its relay."""
     await conn.execute(
-        "DELETE FROM outbox WHERE partition = ANY($1::int[]) AND seq <= $2",
+        "DELETE FROM outbox WHERE partition = ANY($1::int[]) AND seq BETWEEN $2 AND $3",
         list(partitions),
-        upto_seq,
+        *written,
     )
 
 

@@ -384,7 +384,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         partitions = {partition for partition, _, _, _ in handled}
         try:
             async with self._pool.acquire() as conn:
-                last_output = await commit_batches(
+                outputs = await commit_batches(
                     conn, self._settings.group_id, [batch for _, _, batch, _ in handled]
                 )
         except Fenced as lost:
@@ -399,7 +399,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             )
             self._backoff = True
         else:
-            await self._relay_written({p: batch.outbox for p, _, batch, _ in handled}, last_output)
+            await self._relay_written({p: batch.outbox for p, _, batch, _ in handled}, outputs)
             partitions = set()
         return _Committed(started, handled, partitions, self._clock())
 
@@ -497,16 +497,14 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             self._backoff = True
 
     async def _relay_written(
-        self, written: dict[int, list[OutboxEntry]], last_output: int | None
+        self, written: dict[int, list[OutboxEntry]], seqs: tuple[int, int] | None
     ) -> None:
-        """Produce what a step just committed, from memory, and clear those outboxes up to
-        `last_output`, the last seq it wrote.
+        """Produce what a step just committed, from memory, and delete those rows (`seqs`,
+        the first and last the step wrote), so nothing is read back.
 
-        When nothing older waits, a partition's outbox holds exactly the rows just written up
-        to there (a fenced writer's rows were rolled back), so nothing is read back. Beyond
-        it, rows may be a new owner's, if this instance lost the partition meanwhile: they
-        stay for that owner. A partition with an older backlog is relayed from the database,
-        in order.
+        A partition with an older backlog is relayed from the database, in order. Rows of
+        another writer (a new owner this instance has not yet noticed) are not this step's
+        and stay for their relay.
         """
         fresh = {p: rows for p, rows in written.items() if rows and p not in self._to_relay}
         try:
@@ -516,9 +514,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 for _, topic, key, value in rows
             ]
             await asyncio.gather(*sent)
-            if fresh and last_output is not None:
+            if fresh and seqs is not None:
                 async with self._pool.acquire() as conn:
-                    await clear_outbox(conn, list(fresh), last_output)
+                    await clear_outbox(conn, list(fresh), seqs)
         except Exception:
             log.exception("outbox relay failed; will retry", partitions=sorted(fresh))
             self._to_relay.update(fresh)
