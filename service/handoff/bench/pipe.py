@@ -129,28 +129,33 @@ def _share(
 async def run_pipe_processes(
     settings: Settings,
     out_topic: str,
-    keys: Sequence[bytes | None],
+    keys: Sequence[bytes],
     count: int,
     give_up_after: float = 600.0,
 ) -> PipeResult:
-    """Pipe the backlog whose records have these `keys` in `count` processes, partition p
-    in process p % count, as `count` members of a consumer group would share it; timed as
-    `run_pipe` is (from the first process piping to the last one done), so the processes'
-    start-up is left out. A process that has not seen its share after `give_up_after`
-    seconds stops, and this raises `TimeoutError`: a figure for part of the backlog would
-    read as the whole one's."""
+    """Pipe the backlog whose records have these `keys` in `count` processes, each with the
+    partitions handoff's consumer group (range assignor) gives its members; timed from the
+    first process piping to the last one done, as `count` instances are from the first one
+    ready. A process that has not seen its share after `give_up_after` seconds stops, and
+    this raises `TimeoutError`: a figure for part of the backlog would read as the whole
+    one's."""
     every = list(range(settings.partitions))
+    each, extra = divmod(len(every), count)  # the first `extra` members take one more
+    ranges = [
+        every[each * i + min(i, extra) : each * (i + 1) + min(i + 1, extra)] for i in range(count)
+    ]
+    member_of = {p: i for i, partitions in enumerate(ranges) for p in partitions}
     shares = [0] * count
     partition_of = DefaultPartitioner()  # the producer's: murmur2 of the key
     for key in keys:
-        shares[partition_of(key, every, every) % count] += 1
+        shares[member_of[partition_of(key, every, every)]] += 1
     context = multiprocessing.get_context("spawn")  # a fork would copy this running loop
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(count, mp_context=context) as pool:
         parts = await asyncio.gather(
             *(
                 loop.run_in_executor(
-                    pool, _share, settings, out_topic, every[i::count], shares[i], give_up_after
+                    pool, _share, settings, out_topic, ranges[i], shares[i], give_up_after
                 )
                 for i in range(count)
             )

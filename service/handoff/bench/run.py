@@ -7,8 +7,8 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
 
 1. a backlog (the simulated day of many workspaces, `handoff.bench.stream`) is produced once
    to handoff's input topics; the no-op pipe (`handoff.bench.pipe`) drains it: the baseline;
-   then drains it again in two processes, each with the partitions that a consumer group of
-   two would give it (reported under 6);
+   then drains it again in two processes, each with the partitions handoff's consumer group
+   of two would give it (reported under 6);
 2. handoff, in this process (`serve`), drains the same records into a fresh database: the
    sustained rate, and its ratio to the pipe;
 4. `replay` folds that log (a rebuild) in one process and in one per core, then also
