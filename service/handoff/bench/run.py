@@ -167,6 +167,7 @@ async def _measure(
         start=day,
         produce_rate=produce_rate,
         pipe=pipe,
+        pipe_processes=pipe_processes,
         drained=drained,
     )
     _say(f"   {results.rate:,.0f} events/s; ratio to the pipe {results.ratio:.2f}")
@@ -194,7 +195,6 @@ async def _measure(
         instances = await drain_instances(instance_settings, count, len(records), data_dir)
         results.instances.append(instances)
         _say(f"   {instances.drained.rate:,.0f} events/s")
-    results.pipe_processes = pipe_processes
     return results
 
 
