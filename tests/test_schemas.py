@@ -1,5 +1,6 @@
 """The schemas in `schemas/` are what the code renders, and they accept what the service accepts."""
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from handoff.adapters.cloudevents import dead_letter
+from handoff.adapters.cloudevents import Rejected, dead_letter, parse
 from handoff.core.inputs import INPUT_TYPES
 from handoff.schema_files import DeadLettered, render
 from tests.builders import T0
@@ -102,3 +103,53 @@ def test_dead_letter_records_match_their_schema(raw: bytes | None) -> None:
         "inbox.conversations/3/42",
     )
     validator("events/out/record.deadlettered.schema.json").validate(json.loads(record))
+
+
+OPENED = SAMPLES[0]
+
+
+@pytest.mark.parametrize(
+    ("sample", "validator_name"),
+    [
+        ({k: v for k, v in OPENED.items() if k != "specversion"}, "required"),
+        ({**OPENED, "specversion": "1.0\n"}, "const"),
+        ({**OPENED, "time": 1700000000}, "type"),
+        ({**OPENED, "time": "1700000000"}, "pattern"),
+        ({**OPENED, "time": "2026-11-23T09:00:00"}, "pattern"),
+        ({**OPENED, "type": ""}, "const"),
+        (
+            envelope("user.upserted", {"user_id": "u-ana", "max_open_contacts": True}),
+            "anyOf",  # integer or null: a boolean is neither
+        ),
+    ],
+    ids=[
+        "no-specversion",
+        "specversion-with-a-newline",
+        "time-a-number",
+        "time-a-timestamp-string",
+        "time-without-offset",
+        "type-empty",
+        "max-open-contacts-a-boolean",
+    ],
+)
+def test_what_parse_refuses_its_schema_refuses_too(
+    sample: dict[str, Any], validator_name: str
+) -> None:
+    """The schemas agree with strict acceptance (contract v1.1, Envelope)."""
+    assert isinstance(parse(json.dumps(sample).encode(), 1 << 20), Rejected)
+    errors = list(
+        validator(f"events/in/{sample['type'] or 'conversation.opened'}.schema.json").iter_errors(
+            sample
+        )
+    )
+    assert [e.validator for e in errors] == [validator_name], [e.message for e in errors]
+
+
+def test_a_dead_letter_of_a_large_record_matches_its_schema() -> None:
+    raw = b"x" * (3 * 1024 * 1024)
+    _, record = dead_letter(raw, b"ws-1", "too large", ("inbox.conversations", 3, 42), T0)
+    letter = json.loads(record)
+    validator("events/out/record.deadlettered.schema.json").validate(letter)
+    assert letter["data"]["size"] == len(raw)
+    assert letter["data"]["truncated"] is True
+    assert letter["data"]["sha256"] == hashlib.sha256(raw).hexdigest()

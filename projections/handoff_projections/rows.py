@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from handoff.core.durations import AS_STORED
 from handoff.core.view import WorkspaceView
 
 __all__ = ["dump_row", "load_row", "row_value"]
@@ -31,4 +32,4 @@ def dump_row(table: str, value: Any) -> bytes:
 
 def load_row(view: WorkspaceView, table: str, key: str, raw: str | bytes) -> None:
     rows: dict[str, Any] = getattr(view, table)
-    rows[key] = _ADAPTERS[table].validate_json(raw)
+    rows[key] = _ADAPTERS[table].validate_json(raw, context=AS_STORED)

@@ -33,14 +33,35 @@ DEAD_LETTER_TYPE = "record.deadlettered"
 
 # Mirrors the dict `handoff.adapters.cloudevents.dead_letter` builds; a test keeps them agreeing.
 class DeadLetteredData(BaseModel):
+    """Why, where from, and the original: its first 16 KiB (all of it when not `truncated`),
+    its size and SHA-256. The whole dead letter stays under 64 KiB (contract v1.1)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    reason: str
+    reason: str = Field(
+        description="why it was refused, every problem at its path; at most 4 KiB as JSON, "
+        "saying how many problems (or characters) were left out past that"
+    )
     topic: str
     partition: int
     offset: int
-    original: str | None = Field(description="the bytes as text; null if none or not UTF-8")
-    original_base64: str | None = Field(description="the record's bytes; null if it had none")
+    original: str | None = Field(
+        description="the bytes of `original_base64` as text, up to the last whole character; "
+        "null if none, not UTF-8, or over 32 KiB as JSON (mostly control characters)"
+    )
+    original_base64: str | None = Field(
+        description="the record's first 16 KiB (all of it when not `truncated`); null if it "
+        "had no value"
+    )
+    size: int = Field(ge=0, description="the record's size in bytes (0 if it had no value)")
+    sha256: str = Field(
+        pattern="^[0-9a-f]{64}$",
+        description="the SHA-256 of all the record's bytes, in hex (of none: of the empty string)",
+    )
+    truncated: bool = Field(
+        description="true when the record is over 16 KiB: `original_base64` and `original` "
+        "hold only its first 16 KiB, and the record itself stays in its topic"
+    )
 
 
 class DeadLettered(BaseModel):

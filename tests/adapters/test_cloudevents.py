@@ -21,7 +21,7 @@ GOOD = opened("c1").model_dump(mode="json")
             {**GOOD, "data": {**GOOD["data"], "contact_id": "c\u0000"}},
             "contains a NUL character",
         ),
-        ({**GOOD, "time": "yesterday"}, "time: Input should be a valid datetime"),
+        ({**GOOD, "time": "yesterday"}, "time: 'yesterday' is not an RFC 3339 date-time"),
         ({**GOOD, "id": ""}, "id: String should have at least 1 character"),
     ],
 )

@@ -6,7 +6,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,19 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from handoff.adapters.cloudevents import Accepted, Parsed, Rejected, dump_event, load_event, parse
 from handoff.cli import main
 from handoff.core.conditions import Schedule
+from handoff.core.durations import MAX_DURATION
+from handoff.core.inputs import WorkflowPublished
 from handoff.core.problems import describe, describe_workflow
-from handoff.core.workflow import AssignTo, BranchStep, Workflow
+from handoff.core.workflow import (
+    MAX_CONDITION_DEPTH,
+    MAX_STEP_DEPTH,
+    AssignTo,
+    BranchStep,
+    Workflow,
+)
 
 BASE = """\
 id: unanswered-reassign
@@ -414,3 +423,170 @@ def test_cli_validate_accepts_the_valid_document(
     out, err = capsys.readouterr()
     assert err == ""
     assert out == f"{path}: valid workflow 'unanswered-reassign' with 4 step(s)\n"
+
+
+# --- on the wire: the same document in `workflow.published`, validated strictly ---------------
+
+TEMPLATES = sorted((Path(__file__).resolve().parents[2] / "deploy" / "workflows").glob("*.yaml"))
+
+
+def on_the_wire(doc: Doc) -> Parsed:
+    """`doc` as `workflow.published` reaches the service: JSON, validated strictly."""
+    record = {
+        "specversion": "1.0",
+        "id": "publish-1",
+        "source": "/cli",
+        "type": "workflow.published",
+        "time": "2026-11-23T09:00:00Z",
+        "workspaceid": doc.get("workspace_id", "ws-1"),
+        "data": {"definition": doc},
+    }
+    return parse(json.dumps(record).encode(), 1 << 20)
+
+
+@pytest.mark.parametrize(("edit", "expected"), CASES)
+def test_given_a_malformed_document_on_the_wire_then_the_same_problems_at_the_same_paths(
+    edit: Edit, expected: Expected
+) -> None:
+    """Strict validation (no coercion) of the record changes nothing for workflow documents:
+    each problem is the one `handoff workflow validate` reports, under `data.definition`."""
+    doc = base()
+    edit(doc)
+    parsed = on_the_wire(doc)
+    assert isinstance(parsed, Rejected)
+    lines = problems_of(doc)
+    assert parsed.reason == f"{len(lines)} validation error(s): " + "; ".join(
+        f"data.definition.{line}" for line in lines
+    )
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.stem)
+def test_given_a_template_on_the_wire_then_accepted_as_the_cli_validates_it(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    assert main(["workflow", "validate", str(path)]) == 0
+    parsed = on_the_wire(doc)
+    assert isinstance(parsed, Accepted), parsed
+    assert isinstance(parsed.event, WorkflowPublished)
+    assert parsed.event.data.definition == Workflow.model_validate(doc)
+
+
+def test_given_the_base_document_on_the_wire_then_accepted() -> None:
+    parsed = on_the_wire(base())
+    assert isinstance(parsed, Accepted)
+
+
+# --- limits: nesting and durations ----------------------------------------------------------
+
+
+def branches_deep(levels: int, when: Any = None) -> Doc:
+    """A document whose first step is a branch in a branch ... `levels` deep, with a message
+    at the bottom; the innermost branch's condition is `when`."""
+    step: Doc = {"id": f"s{levels}", "type": "send_message", "text": "deep"}
+    for i in reversed(range(1, levels)):
+        inner = when if (when is not None and i == levels - 1) else {"contact_tag": "vip"}
+        branch = {"name": "b", "when": inner, "steps": [step]}
+        step = {"id": f"s{i}", "type": "branch", "branches": [branch]}
+    doc = base()
+    doc["steps"] = [step]
+    return doc
+
+
+def conditions_deep(levels: int) -> Any:
+    """A condition `levels` deep: `all` in `any` in `all` ..., a leaf at the bottom."""
+    condition: Any = {"contact_tag": "vip"}
+    for i in range(levels - 1):
+        condition = {"all" if i % 2 else "any": [condition]}
+    return condition
+
+
+STEPS_PATH = "steps[0]" + ".branches[0].steps[0]" * MAX_STEP_DEPTH
+
+
+def test_given_steps_nested_past_the_limit_then_refused_at_the_first_step_past_it() -> None:
+    """Given branches nested 33 levels deep (or 120: pydantic could not serialise it, and
+    the service crashed with PydanticSerializationError), when validated, then one problem,
+    at the first step past the 32-level limit, naming the limit."""
+    for levels in (MAX_STEP_DEPTH + 1, 120):
+        assert problems_of(branches_deep(levels)) == [
+            f"{STEPS_PATH}: steps nested 33 levels deep; steps may nest at most 32 levels "
+            "(in branches, else, on_timeout, on_failure)"
+        ]
+
+
+def test_given_steps_nested_past_the_limit_in_on_timeout_then_refused_there() -> None:
+    step: Doc = {"id": "last", "type": "send_message", "text": "x"}
+    for i in range(MAX_STEP_DEPTH):
+        step = {"id": f"a{i}", "type": "assign_to", "team_id": "t", "on_timeout": [step]}
+    doc = base()
+    doc["steps"] = [step]
+    path = "steps[0]" + ".on_timeout[0]" * MAX_STEP_DEPTH
+    assert problems_of(doc) == [
+        f"{path}: steps nested 33 levels deep; steps may nest at most 32 levels "
+        "(in branches, else, on_timeout, on_failure)"
+    ]
+
+
+def test_given_conditions_nested_past_the_limit_then_refused_where_they_go_past() -> None:
+    doc = base()
+    doc["steps"][3]["branches"][0]["when"] = conditions_deep(MAX_CONDITION_DEPTH + 1)
+    path = f"{_BRANCH}.when" + "".join(
+        f".{'all' if i % 2 else 'any'}[0]" for i in reversed(range(MAX_CONDITION_DEPTH))
+    )
+    assert problems_of(doc) == [
+        f"{path}: conditions nested 17 levels deep; all/any may nest at most 16 levels"
+    ]
+
+
+def test_given_the_deepest_document_allowed_then_it_validates_serialises_and_goes_on_the_wire() -> (
+    None
+):
+    """32 levels of steps with 16 levels of conditions at the bottom: valid, written as the
+    event log writes it, and read back off the wire, well within what JSON parsing and
+    serialisation can handle."""
+    doc = branches_deep(MAX_STEP_DEPTH, when=conditions_deep(MAX_CONDITION_DEPTH))
+    workflow = Workflow.model_validate(doc)
+    parsed = on_the_wire(doc)
+    assert isinstance(parsed, Accepted), parsed
+    assert load_event(dump_event(parsed.event)) == parsed.event
+    assert isinstance(parsed.event, WorkflowPublished)
+    assert parsed.event.data.definition == workflow
+
+
+def test_cli_validate_refuses_a_document_nested_64_levels_at_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """64 levels: the first depth pydantic cannot serialise (the CLI said "valid" before)."""
+    path = tmp_path / "deep.json"
+    path.write_text(json.dumps(branches_deep(64)))
+    with pytest.raises(SystemExit) as exited:
+        main(["workflow", "validate", str(path)])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        f"{path}: {STEPS_PATH}: steps nested 33 levels deep; steps may nest at most 32 levels "
+        "(in branches, else, on_timeout, on_failure)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "ok"),
+    [
+        ("steps[2].duration", "90d", True),
+        ("steps[2].duration", "2160h", True),
+        ("steps[2].duration", "91d", False),
+        ("steps[2].duration", "7776001s", False),
+        ("steps[1].timeout", "90d", True),
+        ("steps[1].timeout", "129601m", False),
+    ],
+)
+def test_durations_are_capped_at_90_days(where: str, value: str, ok: bool) -> None:
+    """Every timer a run sets is at most `MAX_DURATION`, so an accepted event's timers fall
+    due within the calendar (`handoff.core.envelope.LATEST_TIME`)."""
+    doc = base()
+    put(where, value)(doc)
+    if ok:
+        Workflow.model_validate(doc)
+    else:
+        assert problems_of(doc) == [
+            f"{where}: {value!r} is longer than 90d, the longest a workflow may wait"
+        ]
+    assert timedelta(days=90) == MAX_DURATION

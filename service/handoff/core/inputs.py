@@ -1,6 +1,8 @@
 """Facts from outside, named as the contract names them (contract: Input data).
 
 Input payloads ignore unknown fields so an upstream may add optional fields without breaking us.
+Records are validated strictly (`handoff.adapters.cloudevents.parse`): every field of its
+declared JSON type, nothing coerced (`"5"` is no integer, `true` no number, `1` no boolean).
 """
 
 from typing import Annotated, Literal

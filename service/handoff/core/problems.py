@@ -1,7 +1,9 @@
 """Validation errors as a person reads them: one line each, at its path in the document.
 
 `steps[2].branches[0].when.all[1].op: unknown operator 'equals'`, rather than pydantic's
-tuple locations with union tags in them (our tags are `<kind>`, and are left out).
+tuple locations with union tags in them (our tags are `<kind>`, and are left out). A value of
+the wrong type says what it was: `max_open_contacts: Input should be a valid integer, not a
+boolean (true)`.
 """
 
 from pydantic import ValidationError
@@ -9,6 +11,11 @@ from pydantic import ValidationError
 from handoff.core.workflow import document_problems
 
 __all__ = ["describe", "describe_workflow"]
+
+_TYPE_ERRORS = frozenset(
+    {"bool_type", "dict_type", "float_type", "int_type", "list_type", "model_type", "string_type"}
+)
+"""pydantic's errors for a value of the wrong JSON type (the reason says which it was)."""
 
 
 def describe(err: ValidationError) -> list[str]:
@@ -19,12 +26,37 @@ def describe(err: ValidationError) -> list[str]:
         if e["type"] == "literal_error":
             name = "operator" if e["loc"] and e["loc"][-1] == "op" else "value"
             message = f"unknown {name} {e['input']!r}; {message[0].lower()}{message[1:]}"
+        if e["type"] == "json_invalid" and "recursion limit exceeded" in message:
+            # JSON that nests deeper than pydantic's parser goes (about 200 levels)
+            where = message.rsplit("recursion limit exceeded", 1)[1].strip()
+            message = f"nested too deep: over 200 levels of objects and arrays ({where})"
+        if e["type"] in _TYPE_ERRORS and "input" in e:
+            message = f"{message}, not {_kind_of(e['input'])}"
         if e["type"] == "value_error" and message.startswith("steps"):
             # whole-document problems carry their own paths, relative to where they stand
             lines += [f"{path}.{line}" if path else line for line in message.splitlines()]
         else:
             lines.append(f"{path or '(document)'}: {message}")
     return lines
+
+
+def _kind_of(value: object) -> str:
+    """What a wrong value is, as JSON names it: no coercion makes `"5"` an integer or `true`
+    a number, so the reason says which it was."""
+    match value:
+        case bool():
+            return f"a boolean ({'true' if value else 'false'})"
+        case int() | float():
+            return f"a number ({str(value)[:32]})"
+        case str():
+            return f"a string ({value[:32]!r})"
+        case None:
+            return "null"
+        case list():
+            return "an array"
+        case dict():
+            return "an object"
+    return type(value).__name__
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

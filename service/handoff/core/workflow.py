@@ -1,8 +1,10 @@
 """Workflow documents (contract: Workflow documents): the routing a team configures.
 
-The models are the schema, and `Workflow.model_validate` is the whole validation: shapes and
-values by pydantic, then what only the whole document shows (duplicate step ids, jumps to
-nowhere, branches nothing can reach), each reported at its path.
+The models are the schema, and `Workflow.model_validate` is the whole validation: first how
+deep the document nests (`MAX_STEP_DEPTH`, `MAX_CONDITION_DEPTH`), then shapes and values by
+pydantic, then what only the whole document shows (duplicate step ids, jumps to nowhere,
+branches nothing can reach), each reported at its path. Durations are at most
+`handoff.core.durations.MAX_DURATION` (90 days).
 """
 
 from collections.abc import Iterator, Sequence
@@ -10,13 +12,23 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    model_validator,
+)
 
 from handoff.core.conditions import Condition
 from handoff.core.durations import Duration
 from handoff.core.ids import TeamId, UserId, WorkflowId
 
 __all__ = [
+    "MAX_CONDITION_DEPTH",
+    "MAX_STEP_DEPTH",
     "AddComment",
     "AskQuestion",
     "AssignTo",
@@ -29,7 +41,19 @@ __all__ = [
     "Wait",
     "Workflow",
     "document_problems",
+    "nesting_problems",
 ]
+
+MAX_STEP_DEPTH = 32
+"""Steps nest at most 32 levels deep: the document's `steps` are level 1, the steps of their
+`branches`, `else`, `on_timeout` and `on_failure` level 2, and so on. A document nested deeper
+is refused at the first step past the limit, before anything else is validated: far deeper
+documents cannot be serialised (pydantic stops at about 64 levels of branches) or read by the
+record parser (about 200 levels of JSON), and no routing needs more than a few levels."""
+MAX_CONDITION_DEPTH = 16
+"""Conditions nest at most 16 levels deep: a `when` is level 1, the conditions of its `all` or
+`any` level 2, and so on. With `MAX_STEP_DEPTH`, the deepest valid document still nests well
+within what a `workflow.published` record may (its JSON under 170 levels)."""
 
 StepId = Annotated[str, Field(min_length=1, max_length=100)]
 
@@ -173,15 +197,30 @@ class _Place:
 
 
 class Workflow(_Doc):
+    """A workflow document. Steps nest at most 32 levels deep (in branches, else,
+    on_timeout, on_failure) and conditions at most 16 (all, any); durations are at most 90d."""
+
     id: WorkflowId = Field(min_length=1, max_length=200)
     workspace_id: str = Field(min_length=1)
     name: str = ""
     trigger: Trigger
     steps: list[Step]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_deep(cls, document: Any, info: ValidationInfo) -> Any:
+        """Nesting first: validating (and later serialising) a document nested without end
+        would exhaust the recursion that does it. (Not for a stored one: `AS_STORED`.)"""
+        if (info.context or {}).get("as_stored"):
+            return document
+        problems = nesting_problems(document)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return document
+
     @model_validator(mode="after")
     def _whole_document(self) -> Self:
-        problems = document_problems(self.model_dump(by_alias=True))
+        problems = _structure_problems(self.model_dump(by_alias=True))
         if not self.steps:
             problems.insert(0, "steps: a workflow needs at least one step")
         if problems:
@@ -223,12 +262,70 @@ def _walk(steps: Sequence[Step], after: str | None) -> Iterator[_Place]:
                 pass
 
 
-def document_problems(document: object) -> list[str]:
-    """What only the whole document shows: duplicate step ids, jumps to no step, branches
-    nothing can reach. It reads the raw document leniently, so these are found even when
-    pydantic has shape errors to report too (see `handoff.core.problems.describe_workflow`)."""
-    places = list(_raw_walk(document.get("steps") if isinstance(document, dict) else None))
+def nesting_problems(document: object) -> list[str]:
+    """Steps nested deeper than `MAX_STEP_DEPTH` and conditions deeper than
+    `MAX_CONDITION_DEPTH`, each at the first place past the limit. Reads the raw document
+    leniently, and never deeper than the limits, so it is safe on any input."""
     problems: list[str] = []
+    if isinstance(document, dict):
+        _step_nesting(document.get("steps"), "steps", 1, problems)
+    return problems
+
+
+def _step_nesting(steps: object, path: str, level: int, problems: list[str]) -> None:
+    if not isinstance(steps, list):
+        return
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict):
+            continue
+        here = f"{path}[{i}]"
+        if level > MAX_STEP_DEPTH:
+            problems.append(
+                f"{here}: steps nested {level} levels deep; steps may nest at most "
+                f"{MAX_STEP_DEPTH} levels (in branches, else, on_timeout, on_failure)"
+            )
+            return
+        branches = step.get("branches")
+        for b, branch in enumerate(branches if isinstance(branches, list) else []):
+            if isinstance(branch, dict):
+                _condition_nesting(branch.get("when"), f"{here}.branches[{b}].when", 1, problems)
+                _step_nesting(
+                    branch.get("steps"), f"{here}.branches[{b}].steps", level + 1, problems
+                )
+        for nested in ("else", "on_timeout", "on_failure"):
+            _step_nesting(step.get(nested), f"{here}.{nested}", level + 1, problems)
+
+
+def _condition_nesting(condition: object, path: str, level: int, problems: list[str]) -> None:
+    if not isinstance(condition, dict):
+        return
+    # the group it is, as `handoff.core.conditions` tells them apart (all before any)
+    group = "all" if "all" in condition else "any" if "any" in condition else None
+    parts = condition.get(group) if group else None
+    if not isinstance(parts, list) or not parts:
+        return
+    if level >= MAX_CONDITION_DEPTH:
+        problems.append(
+            f"{path}.{group}[0]: conditions nested {level + 1} levels deep; all/any may nest "
+            f"at most {MAX_CONDITION_DEPTH} levels"
+        )
+        return
+    for c, part in enumerate(parts):
+        _condition_nesting(part, f"{path}.{group}[{c}]", level + 1, problems)
+
+
+def document_problems(document: object) -> list[str]:
+    """What only the whole document shows: nesting past the limits, duplicate step ids,
+    jumps to no step, branches nothing can reach. It reads the raw document leniently, so
+    these are found even when pydantic has shape errors to report too (see
+    `handoff.core.problems.describe_workflow`)."""
+    return nesting_problems(document) + _structure_problems(document)
+
+
+def _structure_problems(document: object) -> list[str]:
+    """`document_problems` but nesting (checked before all else when a document validates)."""
+    problems: list[str] = []
+    places = list(_raw_walk(document.get("steps") if isinstance(document, dict) else None))
     seen: dict[str, str] = {}
     for path, step in places:
         step_id = step.get("id")
@@ -245,8 +342,11 @@ def document_problems(document: object) -> list[str]:
     return problems
 
 
-def _raw_walk(steps: object, path: str = "steps") -> Iterator[tuple[str, dict[str, Any]]]:
-    if not isinstance(steps, list):
+def _raw_walk(
+    steps: object, path: str = "steps", level: int = 1
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every step with its path, down to `MAX_STEP_DEPTH` (deeper is a problem of its own)."""
+    if not isinstance(steps, list) or level > MAX_STEP_DEPTH:
         return
     for i, step in enumerate(steps):
         if not isinstance(step, dict):
@@ -256,9 +356,9 @@ def _raw_walk(steps: object, path: str = "steps") -> Iterator[tuple[str, dict[st
         branches = step.get("branches")
         for b, branch in enumerate(branches if isinstance(branches, list) else []):
             if isinstance(branch, dict):
-                yield from _raw_walk(branch.get("steps"), f"{here}.branches[{b}].steps")
+                yield from _raw_walk(branch.get("steps"), f"{here}.branches[{b}].steps", level + 1)
         for nested in ("else", "on_timeout", "on_failure"):
-            yield from _raw_walk(step.get(nested), f"{here}.{nested}")
+            yield from _raw_walk(step.get(nested), f"{here}.{nested}", level + 1)
 
 
 def _always(branch: object) -> bool:
