@@ -3,6 +3,9 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# `lint-imports` finds the packages it checks on the import path: the checkout's, whatever
+# the venv's install points at. No cache directory is left in the work tree.
+LINT_IMPORTS := PYTHONPATH=service:projections $(VENV)/bin/lint-imports --no-cache --no-logo
 
 .PHONY: demo run test bench lint clean
 
@@ -25,11 +28,13 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check service projections tests
 	$(VENV)/bin/ruff format --check service projections tests
 	$(VENV)/bin/mypy
+	$(LINT_IMPORTS)
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service projections tests
 	$(VENV)/bin/mypy
+	$(LINT_IMPORTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
