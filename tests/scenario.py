@@ -9,20 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from handoff.core.decide import decide
 from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.view import WorkspaceView
-from handoff_projections import evolve
+from handoff_projections.apply import apply as fold_and_decide
 from tests.builders import T0, WS
 
 
 def apply(view: WorkspaceView, event: Envelope, now: datetime = T0) -> list[OutputEnvelope]:
     """What the service does with one input: fold it, decide, fold the decisions."""
-    evolve(view, event)
-    decisions = decide(view, event, now)
-    for decision in decisions:
-        evolve(view, decision)
-    return decisions
+    return fold_and_decide(view, event, now)
 
 
 def history(events: Iterable[Envelope], ws: str = WS) -> WorkspaceView:

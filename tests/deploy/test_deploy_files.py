@@ -688,8 +688,8 @@ async def test_healthcheck_command_reports_health() -> None:
 # ---- paths the orchestrators ask ----------------------------------------------------------------
 
 
-async def _all_ready() -> dict[str, bool]:
-    return {"database": True, "migrations": True, "kafka_partitions_assigned": True}
+async def _all_ready() -> dict[str, str]:
+    return {"database": "ok", "migrations": "ok", "kafka_partitions_assigned": "ok"}
 
 
 async def _get(port: int, path: str) -> int:

@@ -74,6 +74,8 @@ async def test_health_readiness_and_metrics_on_the_http_port(
             "database: ok",
             "migrations: ok",
             "kafka_partitions_assigned: ok",
+            "outbox: ok",
+            "partitions: ok",
         ]
         await stack.send(
             user("ann", ws=ws),

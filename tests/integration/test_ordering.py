@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from tests.builders import T0, assign_team, opened, presence, team, user, workflow
+from tests.integration.faults import free_port, http_get
 from tests.integration.harness import Stack, routed, running, settings_for
 
 pytestmark = pytest.mark.integration
@@ -67,3 +68,57 @@ async def test_positions_past_the_log_end_are_read_again_from_the_start(
     async with running(settings) as stack:
         outs = await stack.outputs(lambda o: bool(routed(o, ws)))
     assert routed(outs, ws) == [("contact.assigned", "c1", "ann")]
+
+
+async def _metric(port: int, name: str) -> float:
+    """The sum of a metric's series on the service's /metrics (0 when it has none)."""
+    _, text = await http_get(port, "/metrics")
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+@pytest.mark.parametrize("issued_elsewhere", [False, True])
+async def test_a_position_is_trusted_only_where_the_record_before_it_is_the_one_stored(
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str, issued_elsewhere: bool
+) -> None:
+    """Given a service that routed c1 and stopped, when it starts again, then it goes on from
+    its stored positions, checking the record before each; and when that record is not the
+    one stored (a topic recreated, another cluster: here its marker is changed), then the
+    partition is read again from its start, and nothing is applied twice."""
+    import asyncpg
+
+    port = free_port()
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix, http_port=port)
+    ws = "marked"
+    async with running(settings) as stack:
+        await stack.send(
+            user("ann", ws=ws),
+            presence("ann", ws=ws),
+            team("t", "ann", ws=ws),
+            workflow(assign_team("t"), ws=ws),
+        )
+        await stack.send(opened("c1", ws=ws))
+        await stack.outputs(lambda o: len(routed(o, ws)) == 1)
+    if issued_elsewhere:
+        conn = await asyncpg.connect(fresh_database)
+        try:
+            changed = await conn.execute(
+                "UPDATE consumer_positions SET marker = '0:0' WHERE marker IS NOT NULL"
+            )
+        finally:
+            await conn.close()
+        assert changed != "UPDATE 0"
+    async with running(settings) as stack:
+        await stack.send(opened("c2", ws=ws))
+        outs = await stack.outputs(lambda o: len(routed(o, ws)) == 2)
+        resets = await _metric(port, "handoff_positions_reset_total")
+        duplicates = await _metric(port, 'handoff_events_skipped_total{reason="duplicate"}')
+    assert routed(outs, ws) == [
+        ("contact.assigned", "c1", "ann"),
+        ("contact.assigned", "c2", "ann"),
+    ]
+    if issued_elsewhere:
+        assert resets >= 1
+        assert duplicates >= 5  # the first run's inputs, read again and found in the log
+    else:
+        assert resets == 0
+        assert duplicates == 0

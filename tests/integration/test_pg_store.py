@@ -16,7 +16,9 @@ from handoff.adapters.pg_store import (
     load_outbox,
     load_positions,
     migrate,
+    record_marker,
     seen_inputs,
+    take_positions,
 )
 from tests.builders import user
 
@@ -34,6 +36,7 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
             "0001_event_log.sql",
             "0002_timers.sql",
             "0003_event_log_json.sql",
+            "0004_position_fencing.sql",
         ]
         assert await migrate(p) == []  # applied once
         yield p
@@ -118,3 +121,44 @@ async def test_clearing_a_relayed_step_leaves_what_other_writers_of_its_partitio
         assert [r.value for r in await load_outbox(conn, 0)] == [b"b1", b"b2"]
         no_outputs = _batch(await load_positions(conn, "g", TPS), "e-3", 3)
         assert await commit_batches(conn, "g", [no_outputs]) is None
+
+
+async def test_a_zombie_step_that_moves_no_position_is_fenced_once_another_take_drew_its_generation(
+    pool: asyncpg.Pool,
+) -> None:
+    """Given an instance that took partition 0, and a new owner that took it since, when the
+    first instance commits a step of timers only (its positions expected and reached the
+    same), then the step is fenced: the positions alone would have let it through."""
+    async with pool.acquire() as conn:
+        zombie = await take_positions(conn, "g", TPS)
+        owner = await take_positions(conn, "g", TPS)
+        assert owner.generation > zombie.generation
+
+        timers_only = BatchWrite(generation=zombie.generation)
+        timers_only.positions = {tp: (p, p) for tp, p in zombie.positions.items()}
+        timers_only.outbox.append((0, "out", b"ws", b"from a stale view"))
+        with pytest.raises(Fenced):
+            await commit_batches(conn, "g", [timers_only])
+        assert await load_outbox(conn, 0) == []
+
+        current = BatchWrite(generation=owner.generation)
+        current.positions = {tp: (p, p) for tp, p in owner.positions.items()}
+        assert await commit_batches(conn, "g", [current]) is None  # the owner's goes through
+
+
+async def test_a_take_finds_the_marker_of_the_record_before_each_position(
+    pool: asyncpg.Pool,
+) -> None:
+    """Given a step that read up to offset 0 of presence, when the partition is taken again,
+    then the take names that record's marker (the check that the broker is the same one)."""
+    async with pool.acquire() as conn:
+        taken = await take_positions(conn, "g", TPS)
+        assert taken.markers == dict.fromkeys(TPS)  # nothing read yet
+        step = _batch(taken.positions, "e-1", 1)
+        step.generation = taken.generation
+        step.markers[("presence", 0)] = record_marker(1700000000000, b"{}")
+        await commit_batches(conn, "g", [step])
+        again = await take_positions(conn, "g", TPS)
+        assert again.positions[("presence", 0)] == 1
+        assert again.markers[("presence", 0)] == record_marker(1700000000000, b"{}")
+        assert again.markers[("presence", 0)] != record_marker(1700000000001, b"{}")

@@ -10,13 +10,13 @@ import orjson
 import pytest
 
 from handoff.adapters.cloudevents import Accepted, dump_event, parse
-from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
 from handoff.core.ids import ContactId, RunId
 from handoff.core.timers import elapsed
 from handoff.core.view import WorkspaceView
 from handoff.demo.traffic import ALL_FAMILIES, CloudEvent, TrafficParams, day_events
-from handoff_projections import TABLES, Changed, evolve
+from handoff_projections import TABLES, Changed
+from handoff_projections.apply import apply as fold_and_decide
 from handoff_projections.resident import contact_rows, evict, named, pinned, wanted
 from tests.builders import closed, event, opened, presence, team, user, workflow
 
@@ -24,10 +24,8 @@ START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 
 def _apply(view: WorkspaceView, event: Envelope) -> tuple[list[bytes], set[Changed]]:
-    changed = evolve(view, event)
-    decisions = decide(view, event, event.time)
-    for d in decisions:
-        changed |= evolve(view, d)
+    changed: set[Changed] = set()
+    decisions = fold_and_decide(view, event, event.time, lambda _, rows: changed.update(rows))
     return [dump_event(d) for d in decisions], changed
 
 

@@ -6,6 +6,7 @@ instance that no longer owns a partition (a zombie after a rebalance) finds its 
 position gone and the whole transaction rolls back, so an input is applied at most once.
 """
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ __all__ = [
     "OutboxEntry",
     "OutboxRow",
     "ProjectionRow",
+    "Taken",
     "clear_outbox",
     "commit_batches",
     "count_outbox",
@@ -44,8 +46,10 @@ __all__ = [
     "load_views",
     "migrate",
     "projection_rows",
+    "record_marker",
     "replace_projections",
     "seen_inputs",
+    "take_positions",
 ]
 
 TopicPartition = tuple[str, int]
@@ -87,6 +91,11 @@ class BatchWrite:
     positions: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
     """(topic, partition) -> (the stored position this batch started from, the one it reached),
     for every input topic of the partition, read from or not."""
+    generation: int | None = None
+    """The take of the partition this batch was decided under (`take_positions`); the commit
+    is fenced unless it is still the stored one. None only where nothing takes partitions."""
+    markers: dict[TopicPartition, str] = field(default_factory=dict)
+    """(topic, partition) -> the marker of the last record read (`record_marker`)."""
 
     def log_row(
         self,
@@ -230,6 +239,45 @@ async def load_positions(
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A partition's stored positions as a take found them, under its new generation."""
+
+    generation: int
+    positions: dict[TopicPartition, int]
+    markers: dict[TopicPartition, str | None]
+
+
+async def take_positions(conn: Connection, group_id: str, tps: Sequence[TopicPartition]) -> Taken:
+    """Take partitions' positions (`tps`: every input topic of one partition) under a new
+    generation: any commit decided under an earlier take of them is fenced from now on,
+    whether or not it moves a position (a zombie's timer-only step included)."""
+    async with conn.transaction():
+        await load_positions(conn, group_id, tps)  # creates the rows never consumed
+        generation = await conn.fetchval("SELECT nextval('position_generation')")
+        rows = await conn.fetch(
+            "UPDATE consumer_positions p SET generation = $4"
+            " FROM unnest($2::text[], $3::int[]) AS q(topic, partition)"
+            " WHERE p.group_id = $1 AND p.topic = q.topic AND p.partition = q.partition"
+            " RETURNING p.topic, p.partition, p.next_offset, p.marker",
+            group_id,
+            [t for t, _ in tps],
+            [p for _, p in tps],
+            generation,
+        )
+    return Taken(
+        generation,
+        {(r["topic"], r["partition"]): r["next_offset"] for r in rows},
+        {(r["topic"], r["partition"]): r["marker"] for r in rows},
+    )
+
+
+def record_marker(timestamp_ms: int | None, value: bytes | None) -> str:
+    """What identifies a record beyond its offset: another broker or a recreated topic holds
+    another record at that offset, whose marker differs."""
+    return f"{timestamp_ms}:{zlib.crc32(value or b'')}"
+
+
 async def forget_positions(conn: Connection, group_id: str) -> None:
     """Positions belong to the broker that issued them; a new embedded broker starts over."""
     await conn.execute("DELETE FROM consumer_positions WHERE group_id = $1", group_id)
@@ -262,7 +310,7 @@ async def commit_batches(
     One transaction for all of a step's partitions: a statement per kind of row, not per
     partition, since on a busy machine each round trip costs a context switch."""
     moves = [
-        (t, p, expected, reached)
+        (t, p, expected, reached, b.generation, b.markers.get((t, p)))
         for b in batches
         for (t, p), (expected, reached) in b.positions.items()
     ]
@@ -275,19 +323,21 @@ async def commit_batches(
 
     async with conn.transaction():
         moved = await conn.fetch(
-            "UPDATE consumer_positions p SET next_offset = q.reached"
-            " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])"
-            "   AS q(topic, partition, expected, reached)"
+            "UPDATE consumer_positions p SET next_offset = q.reached,"
+            "   marker = coalesce(q.marker, p.marker)"
+            " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::bigint[],"
+            "   $7::text[]) AS q(topic, partition, expected, reached, generation, marker)"
             " WHERE p.group_id = $1 AND p.topic = q.topic AND p.partition = q.partition"
             "   AND p.next_offset = q.expected"
+            "   AND (q.generation IS NULL OR p.generation = q.generation)"
             " RETURNING p.topic, p.partition",
             group_id,
             *map(list, zip(*moves, strict=True)),
         )
         if len(moved) != len(moves):
             kept = {(r["topic"], r["partition"]) for r in moved}
-            lost = {p for t, p, _, _ in moves if (t, p) not in kept}
-            raise Fenced(lost, f"partition(s) {sorted(lost)} moved on without us")
+            lost = {m[1] for m in moves if (m[0], m[1]) not in kept}
+            raise Fenced(lost, f"partition(s) {sorted(lost)} moved on or were taken without us")
         if log := rows("log"):
             await conn.copy_records_to_table("event_log", records=log, columns=_LOG_COLUMNS)
         if outbox := rows("outbox"):

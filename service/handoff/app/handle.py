@@ -20,7 +20,13 @@ from datetime import datetime
 
 import structlog
 
-from handoff.adapters.cloudevents import Accepted, Rejected, dead_letter, dump_event
+from handoff.adapters.cloudevents import (
+    MAX_OUTPUT_BYTES,
+    Accepted,
+    Rejected,
+    dead_letter,
+    dump_event,
+)
 from handoff.adapters.pg_store import (
     BatchWrite,
     Connection,
@@ -28,11 +34,12 @@ from handoff.adapters.pg_store import (
     input_key,
     load_rows,
     load_views,
+    record_marker,
     seen_inputs,
 )
+from handoff.app.event_time import DueTimers
 from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
-from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
 from handoff.core.events import (
     OUTPUT_TOPIC_OF,
@@ -40,9 +47,11 @@ from handoff.core.events import (
     AssignmentQueued,
     ContactAssigned,
 )
-from handoff.core.ids import ContactId, ConversationId
+from handoff.core.ids import ContactId, ConversationId, RunId
+from handoff.core.timers import TIMER_SOURCE, TimerElapsed
 from handoff.core.view import WorkspaceView
-from handoff_projections import Changed, evolve
+from handoff_projections import Changed
+from handoff_projections.apply import apply as fold_and_decide
 from handoff_projections.resident import contact_rows, evict, named, pinned, wanted
 from handoff_projections.rows import dump_row, row_value
 
@@ -56,6 +65,10 @@ __all__ = [
 ]
 
 log = structlog.get_logger("handoff.handle")
+
+
+class OutputTooLarge(Exception):
+    """A decision made an output over the contract's limit: the input that made it is poison."""
 
 
 class PoisonRecord(Exception):
@@ -88,6 +101,9 @@ class PartitionState:
 
     partition: int
     positions: dict[tuple[str, int], int]
+    generation: int | None = None
+    """The take this instance holds the partition under (`take_positions`): its commits are
+    fenced once another take, by another instance or a re-take of its own, has drawn a newer."""
     views: dict[str, WorkspaceView] = field(default_factory=dict)
     whole: dict[str, set[ContactId]] = field(default_factory=dict)
     """Workspace -> the contacts whose rows are all in memory."""
@@ -96,11 +112,19 @@ class PartitionState:
     used: dict[str, int] = field(default_factory=dict)
     """Workspace -> the step that last brought it an input (`prepare`): the views used least
     recently are the first to go when too many are held."""
+    due: dict[str, DueTimers] = field(default_factory=dict)
+    """Workspace -> its view's timers by due time, made when first needed."""
 
     def drop(self, workspace_id: str) -> None:
         """Forget a workspace's view (its changes committed); `prepare` loads it again."""
-        for held in (self.views, self.whole, self.kept_rows, self.used):
+        for held in (self.views, self.whole, self.kept_rows, self.used, self.due):
             held.pop(workspace_id, None)
+
+    def due_timers(self, workspace_id: str) -> DueTimers:
+        due = self.due.get(workspace_id)
+        if due is None:
+            due = self.due[workspace_id] = DueTimers(self.views[workspace_id])
+        return due
 
     def make_room(self, workspace_ids: Iterable[str]) -> None:
         """Evict the idle rows of these workspaces' views once enough have piled up (their
@@ -191,83 +215,117 @@ async def handle_batch(
     now: datetime,
     settings: Settings,
     seen: set[InputKey],
+    poisoned: dict[InputKey, str] | None = None,
 ) -> tuple[BatchWrite, BatchStats]:
     """`seen`: inputs already logged (`prepare`); the batch's own inputs are added to it.
+    `poisoned`: inputs the core failed on before, with the error: each is dead-lettered,
+    not applied, and taken out of the map.
 
     Deciding holds the event loop, so every `YIELD_EVERY` records it lets the loop run:
     the step in flight is committing meanwhile, and each statement and each buffer of its
     `COPY` goes on only when the loop is free."""
-    batch = BatchWrite()
+    batch = BatchWrite(generation=state.generation)
     stats = BatchStats()
     changed: dict[str, set[Changed]] = {}
     outputs = settings.output_topics
     debug = log.is_enabled_for(logging.DEBUG)
 
-    def append(view: WorkspaceView, event: Envelope, source: Inbound | None) -> None:
-        """Fold an event into its view, and write it to the log (and the outbox)."""
-        changed.setdefault(view.workspace_id, set()).update(evolve(view, event))
+    def write(
+        view: WorkspaceView, event: Envelope, is_input: bool, kafka: tuple[str, int, int] | None
+    ) -> None:
+        """Write a folded event to the log, and an output to the outbox too. `kafka`: where
+        an input came from (None for a timer's, and for decisions)."""
         body = dump_event(event)
-        kafka = (source.topic, source.partition, source.offset) if source else None
-        if source is not None and not source.from_kafka:
-            kafka = None
-        batch.log_row(view.version, event, body, now, source is not None, kafka)
+        batch.log_row(view.version, event, body, now, is_input, kafka)
         role = OUTPUT_TOPIC_OF.get(event.type)
         if role is not None:
+            if len(body) > MAX_OUTPUT_BYTES:
+                raise OutputTooLarge(
+                    f"its output {event.type} is {len(body)} bytes, over the"
+                    f" {MAX_OUTPUT_BYTES}-byte limit of every output"
+                )
             batch.outbox.append((state.partition, outputs[role], view.workspace_id.encode(), body))
 
-    for n, record in enumerate(records, 1):
-        if n % YIELD_EVERY == 0:
-            await asyncio.sleep(0)
+    def dead_letter_record(record: Inbound, reason: str, kind: str) -> None:
+        stats.dead_lettered[kind] += 1
+        value = record.value
+        if value is None and isinstance(record.parsed, Accepted):  # a timer: its event
+            value = dump_event(record.parsed.event)
+        letter_key, letter = dead_letter(
+            value, record.key, reason, (record.topic, record.partition, record.offset), now
+        )
+        batch.outbox.append((state.partition, outputs["deadletter"], letter_key, letter))
+        log.warning(
+            "dead-lettered",
+            workspace=letter_key.decode(errors="replace"),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+        )
+
+    def take_in(record: Inbound) -> None:
+        """Dead-letter, skip, drop as a duplicate, or apply one record."""
         parsed = record.parsed
         if isinstance(parsed, Rejected):
-            stats.dead_lettered[parsed.kind] += 1
-            letter_key, letter = dead_letter(
-                record.value,
-                record.key,
-                parsed.reason,
-                (record.topic, record.partition, record.offset),
-                now,
-            )
-            batch.outbox.append((state.partition, outputs["deadletter"], letter_key, letter))
-            log.warning(
-                "dead-lettered",
-                workspace=letter_key.decode(errors="replace"),
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                reason=parsed.reason,
-            )
+            dead_letter_record(record, parsed.reason, parsed.kind)
         elif not isinstance(parsed, Accepted):
             stats.skipped += 1
         elif input_key(parsed.event) in seen:
             stats.duplicates += 1
+        elif poisoned and (reason := poisoned.pop(input_key(parsed.event), None)):
+            dead_letter_record(record, reason, "poison")
+            if isinstance(parsed.event, TimerElapsed):  # polled again, it would fail again
+                batch.timers_gone.append((parsed.event.workspaceid, parsed.event.data.run_id))
         else:
             event = parsed.event
-            seen.add(input_key(event))
-            view = state.views[event.workspaceid]
-            try:
-                append(view, event, record)
-                decisions = decide(view, event, now)
-                for decision in decisions:
-                    append(view, decision, None)
-                    if isinstance(decision, ContactAssigned | AssignmentQueued):
-                        stats.decided[decision.type, decision.data.strategy] += 1
-                    else:
-                        stats.decided[decision.type, ""] += 1
-                    if isinstance(decision, AssignmentFailed):
-                        stats.failed[decision.data.reason] += 1
-            except Exception as error:
-                raise PoisonRecord(record, error) from error
-            stats.applied[event.type] += 1
-            if debug:  # its arguments cost more than the rest of a presence change
-                log.debug(
-                    "applied",
-                    event_id=event.id,
-                    workspace=event.workspaceid,
-                    contact=named(event)[0],
-                    type=event.type,
-                    decided=[d.type for d in decisions],
-                )
+            if not isinstance(event, TimerElapsed):
+                due = state.due_timers(event.workspaceid)
+                while (timer := due.pop_due(event.time)) is not None:
+                    take_in(Inbound(TIMER_SOURCE, state.partition, -1, None, None, Accepted(timer)))
+            apply(record, event)
+
+    def apply(record: Inbound, event: Envelope) -> None:
+        seen.add(input_key(event))
+        view = state.views[event.workspaceid]
+        rows_changed = changed.setdefault(view.workspace_id, set())
+        due = state.due.get(view.workspace_id)
+        kafka = (record.topic, record.partition, record.offset) if record.from_kafka else None
+
+        def folded(e: Envelope, rows: set[Changed]) -> None:
+            rows_changed.update(rows)
+            if due is not None and e.type == "run.waiting":
+                for table, key in rows:
+                    if table == "timers":
+                        due.set(RunId(key))
+            write(view, e, e is event, kafka if e is event else None)
+
+        try:
+            decisions = fold_and_decide(view, event, now, folded)
+        except Exception as error:
+            raise PoisonRecord(record, error) from error
+        for decision in decisions:
+            if isinstance(decision, ContactAssigned | AssignmentQueued):
+                stats.decided[decision.type, decision.data.strategy] += 1
+            else:
+                stats.decided[decision.type, ""] += 1
+            if isinstance(decision, AssignmentFailed):
+                stats.failed[decision.data.reason] += 1
+        stats.applied[event.type] += 1
+        if debug:  # its arguments cost more than the rest of a presence change
+            log.debug(
+                "applied",
+                event_id=event.id,
+                workspace=event.workspaceid,
+                contact=named(event)[0],
+                type=event.type,
+                decided=[d.type for d in decisions],
+            )
+
+    for n, record in enumerate(records, 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        take_in(record)
 
     for workspace_id, rows in changed.items():
         view = state.views[workspace_id]
@@ -286,7 +344,12 @@ async def handle_batch(
                 batch.rows_upserted.append(
                     (workspace_id, table, key, dump_row(table, value).decode())
                 )
-    reached = {(r.topic, r.partition): r.offset + 1 for r in records if r.from_kafka}
+    last = {(r.topic, r.partition): r for r in records if r.from_kafka}
     for tp, stored in state.positions.items():
-        batch.positions[tp] = (stored, reached.get(tp, stored))
+        final = last.get(tp)
+        if final is None:
+            batch.positions[tp] = (stored, stored)
+        else:
+            batch.positions[tp] = (stored, final.offset + 1)
+            batch.markers[tp] = record_marker(final.timestamp_ms, final.value)
     return batch, stats

@@ -15,7 +15,8 @@ __all__ = ["serve_http"]
 
 log = structlog.get_logger("handoff.http")
 
-Readiness = Callable[[], Awaitable[dict[str, bool]]]
+Readiness = Callable[[], Awaitable[dict[str, str]]]
+"""Each check: "ok", or what is wrong."""
 
 
 async def serve_http(port: int, metrics: Metrics, readiness: Readiness) -> asyncio.Server:
@@ -49,10 +50,9 @@ async def _route(path: str, metrics: Metrics, readiness: Readiness) -> tuple[str
             return "200 OK", "text/plain", b"ok\n"
         case "/readyz":
             checks = await readiness()
-            lines = "".join(
-                f"{name}: {'ok' if ok else 'not ready'}\n" for name, ok in checks.items()
-            )
-            status = "200 OK" if all(checks.values()) else "503 Service Unavailable"
+            lines = "".join(f"{name}: {state}\n" for name, state in checks.items())
+            ready = all(state == "ok" for state in checks.values())
+            status = "200 OK" if ready else "503 Service Unavailable"
             return status, "text/plain", lines.encode()
         case "/metrics":
             return "200 OK", CONTENT_TYPE_LATEST, generate_latest(metrics.registry)

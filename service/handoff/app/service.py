@@ -90,17 +90,24 @@ class _Started:
         self.migrated = False
         self.pipeline: Pipeline | None = None
 
-    async def readiness(self) -> dict[str, bool]:
+    async def readiness(self) -> dict[str, str]:
+        """Each check: "ok", or what is wrong (a partition's outbox that cannot be relayed,
+        a partition whose records cannot be read, named)."""
         database = False
         if self.pool is not None:
             try:
                 database = await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2) == 1
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                 database = False
+        problems = self.pipeline.problems() if self.pipeline else {}
         return {
-            "database": database,
-            "migrations": self.migrated,
-            "kafka_partitions_assigned": bool(self.pipeline and self.pipeline.assignment_received),
+            "database": "ok" if database else "not ready",
+            "migrations": "ok" if self.migrated else "not ready",
+            "kafka_partitions_assigned": "ok"
+            if self.pipeline and self.pipeline.assignment_received
+            else "not ready",
+            "outbox": problems.get("outbox", "ok"),
+            "partitions": problems.get("partitions", "ok"),
         }
 
 

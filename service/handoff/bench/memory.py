@@ -33,13 +33,12 @@ from handoff.adapters.cloudevents import Accepted, parse
 from handoff.app.handle import PartitionState
 from handoff.bench.machine import resident_bytes
 from handoff.bench.stream import stream_params, wall_span
-from handoff.core.decide import decide
 from handoff.core.envelope import Envelope
 from handoff.core.ids import RunId
 from handoff.core.timers import elapsed
 from handoff.core.view import WorkspaceView
 from handoff.demo.traffic import ALL_FAMILIES, CloudEvent, TrafficParams, day_events
-from handoff_projections import evolve
+from handoff_projections.apply import apply as fold_and_decide
 from handoff_projections.resident import named, wanted
 
 __all__ = ["MemoryResult", "measure_memory"]
@@ -110,10 +109,7 @@ def fold(events: Sequence[CloudEvent]) -> tuple[dict[str, WorkspaceView], int]:
     def apply(ws: str, event: Envelope) -> None:
         nonlocal logged
         for view in (stored[ws], held.views[ws]):
-            evolve(view, event)
-            decisions = decide(view, event, event.time)
-            for d in decisions:
-                evolve(view, d)
+            decisions = fold_and_decide(view, event, event.time)
         logged += 1 + len(decisions)
         held.make_room([ws])
 
