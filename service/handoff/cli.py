@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     bench_arguments(bench)
     bench.set_defaults(handler=_bench)
 
+    from handoff.soak.options import add_arguments as soak_arguments
+
+    soak = sub.add_parser(
+        "soak", help="run instances under a mixed stream with faults; account for every event"
+    )
+    soak_arguments(soak)
+    soak.set_defaults(handler=_soak)
+
     replay = sub.add_parser(
         "replay", help="re-decide the event log to audit it; --rebuild rewrites the projections"
     )
@@ -125,6 +133,13 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
     from handoff.bench.options import options_from
     from handoff.bench.run import run
+
+    return run(settings, options_from(args))
+
+
+def _soak(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.soak.options import options_from
+    from handoff.soak.run import run
 
     return run(settings, options_from(args))
 
