@@ -30,6 +30,7 @@ from handoff.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
 from handoff.adapters.kafka_send import input_topic_for
 from handoff.app.settings import Settings
 from handoff.core.envelope import Envelope
+from handoff.soak.report import ranges
 from tests.integration.harness import process_env
 
 Output = dict[str, Any]
@@ -559,17 +560,6 @@ def consumed_all(dsn: str, group_id: str, sent: Iterable[Sent]) -> Callable[[], 
         return all(stored.get(tp, -1) >= end for tp, end in ends.items())
 
     return check
-
-
-def ranges(numbers: Iterable[int]) -> str:
-    """`[1, 2, 3, 7]` -> `1-3, 7`."""
-    spans: list[list[int]] = []
-    for n in sorted(set(numbers)):
-        if spans and spans[-1][1] == n - 1:
-            spans[-1][1] = n
-        else:
-            spans.append([n, n])
-    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in spans)
 
 
 def by_partition(wheres: Iterable[Where]) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from handoff.core.durations import MAX_DURATION
+from handoff.core.problems import json_kind
 
 __all__ = ["EARLIEST_TIME", "LATEST_TIME", "Envelope", "OutputEnvelope", "time_problem"]
 
@@ -75,7 +76,7 @@ class Envelope(BaseModel):
                 return value
             raise ValueError(
                 "an RFC 3339 date-time string with offset is required (e.g. "
-                f"2026-11-23T09:00:00Z), not {_json_type(value)}"
+                f"2026-11-23T09:00:00Z), not {json_kind(value)}"
             )
         if _RFC3339.fullmatch(value) is None:
             raise ValueError(
@@ -96,21 +97,6 @@ def _required_specversion(schema: dict[str, Any]) -> None:
         required = schema.setdefault("required", [])
         if "specversion" not in required:
             required.insert(0, "specversion")
-
-
-def _json_type(value: object) -> str:
-    match value:
-        case bool():
-            return "a boolean"
-        case int() | float():
-            return "a number"
-        case None:
-            return "null"
-        case list():
-            return "an array"
-        case dict():
-            return "an object"
-    return type(value).__name__
 
 
 def time_problem(time: datetime) -> str | None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from handoff.core.workflow import document_problems
 
-__all__ = ["describe", "describe_workflow"]
+__all__ = ["describe", "describe_workflow", "json_kind"]
 
 _TYPE_ERRORS = frozenset(
     {"bool_type", "dict_type", "float_type", "int_type", "list_type", "model_type", "string_type"}
@@ -31,7 +31,7 @@ def describe(err: ValidationError) -> list[str]:
             where = message.rsplit("recursion limit exceeded", 1)[1].strip()
             message = f"nested too deep: over 200 levels of objects and arrays ({where})"
         if e["type"] in _TYPE_ERRORS and "input" in e:
-            message = f"{message}, not {_kind_of(e['input'])}"
+            message = f"{message}, not {json_kind(e['input'])}"
         if e["type"] == "value_error" and message.startswith("steps"):
             # whole-document problems carry their own paths, relative to where they stand
             lines += [f"{path}.{line}" if path else line for line in message.splitlines()]
@@ -40,7 +40,7 @@ def describe(err: ValidationError) -> list[str]:
     return lines
 
 
-def _kind_of(value: object) -> str:
+def json_kind(value: object) -> str:
     """What a wrong value is, as JSON names it: no coercion makes `"5"` an integer or `true`
     a number, so the reason says which it was."""
     match value:
