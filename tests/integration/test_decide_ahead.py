@@ -124,3 +124,26 @@ async def test_rows_the_next_step_changed_stay_in_memory_until_it_has_committed(
 
     await engine.settle()  # now nothing is ahead of the database: the rows go
     assert view.contacts == {}
+
+
+async def test_a_step_that_does_not_start_at_its_stored_position_is_refused_not_committed(
+    pool: asyncpg.Pool, fresh_database: str, producer: AIOKafkaProducer
+) -> None:
+    """Given partition 0 whose presence topic stands at offset 2, when a step's records of it
+    start at offset 5 (offsets 2-4 would be skipped), then the step is refused: nothing of
+    it is logged, the position stays, and the partition is to be taken again."""
+    settings = settings_for("127.0.0.1:9", fresh_database, "ahead.")
+    engine = await _owning_partition_0(settings, pool, producer)
+    topic = settings.input_topics[0]
+    records = _records(topic, [presence("ann", ws="ws", id=f"p-{n}") for n in range(6)])
+    await engine.step({0: records[:2]})
+    await engine.settle()
+
+    await engine.step({0: records[5:]})
+    await engine.settle()
+
+    assert 0 not in engine.owned
+    assert 0 in engine.to_take
+    async with pool.acquire() as conn:
+        assert await load_positions(conn, settings.group_id, [(topic, 0)]) == {(topic, 0): 2}
+        assert await conn.fetchval("SELECT count(*) FROM event_log WHERE event_id = 'p-5'") == 0

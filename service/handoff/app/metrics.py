@@ -92,7 +92,8 @@ class Metrics:
         self.refused = Counter(
             "handoff_records_refused",
             "Polled records not handled, by reason: before_seek (fetched before the"
-            " partition was taken again; read again from the stored position)",
+            " partition was taken again), gap (past the expected offset), position (a step"
+            " that did not start where its partition stands): each read again",
             ["reason"],
             registry=r,
         )

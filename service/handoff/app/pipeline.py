@@ -270,6 +270,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                     end=m.offset,
                 )
                 self._metrics.offset_gaps.labels(tp.topic).inc()
+                owned.vouched[key] = m.offset
+            elif expected == FROM_START:
+                owned.vouched[key] = m.offset  # wherever the log starts
             owned.merger.add(
                 Inbound(
                     tp.topic,

@@ -28,6 +28,7 @@ import structlog
 
 from handoff.adapters.cloudevents import Accepted
 from handoff.adapters.pg_store import (
+    FROM_START,
     BatchWrite,
     Fenced,
     InputKey,
@@ -77,6 +78,10 @@ class Owned:
     gap_checked: dict[TopicPartition, int] = field(default_factory=dict)
     """Topic-partition -> the offset it was last sought back to over a gap: a gap found
     again from there is the broker's."""
+    vouched: dict[TopicPartition, int] = field(default_factory=dict)
+    """Topic-partition -> an offset the consumer loop admitted past the expected one: where
+    the log starts (read from the start), or past a gap the broker left. A step may start
+    there rather than at the stored position (`_breaks_off`)."""
 
 
 _Handled = list[tuple[int, list[Inbound], BatchWrite, BatchStats]]
@@ -205,6 +210,17 @@ class StepEngine:
             self.backoff = True
             return reached
         seen |= self._in_flight_inputs
+        for partition, records in list(ready.items()):
+            broken = _breaks_off(self.owned[partition], records)
+            if broken is not None:  # never committed: read again from the stored positions
+                log.error(
+                    "step refused: it does not start where its partition stands",
+                    partition=partition,
+                    detail=broken,
+                )
+                self._metrics.refused.labels("position").inc(len(records))
+                poisoned.append(partition)
+                del ready[partition]
         for partition, records in ready.items():
             state = self.owned[partition].state
             try:
@@ -219,7 +235,7 @@ class StepEngine:
                 state.positions[tp] = moved  # what the next step's batch expects
             handled.append((partition, records, batch, stats))
         reached = await self.settle({ws for _, _, b, _ in handled for ws in b.versions})
-        for partition in poisoned:
+        for partition in poisoned:  # and refused
             self.retake(partition)
         # A partition the settled step failed on was taken again: what this step handled of
         # it was built on views that ran ahead of that failed commit.
@@ -324,3 +340,20 @@ class StepEngine:
         )
         if event is not None:
             self._poisoned[input_key(event)] = poison.reason
+
+
+def _breaks_off(owned: Owned, records: list[Inbound]) -> str | None:
+    """Why these records do not continue where the partition stands (None: they do). Each
+    topic's first record must be at its position, or where the consumer loop vouched for
+    (`Owned.vouched`); the loop admits nothing else, so this holds unless it has a bug, and
+    then a step is refused rather than committed over a gap."""
+    first: dict[TopicPartition, int] = {}
+    for r in records:
+        if r.from_kafka:
+            first.setdefault((r.topic, r.partition), r.offset)
+    for tp, offset in first.items():
+        position = owned.state.positions[tp]
+        if position == FROM_START or offset == position or owned.vouched.pop(tp, None) == offset:
+            continue
+        return f"{tp[0]}[{tp[1]}] starts at offset {offset}; its position is {position}"
+    return None
