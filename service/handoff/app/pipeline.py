@@ -87,6 +87,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._timers = TimerPoller(pool, clock, self._metrics)
         self._uncommitted: Reached = {}
         self._next_kafka_commit = clock()
+        self._kafka_commit: asyncio.Task[None] | None = None
         self._isolating = 0
         self.held: dict[TopicPartition, tuple[str, datetime]] = {}
         """Topic-partitions whose records cannot be read: why, and when to try again."""
@@ -128,8 +129,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 polled = await self._poll()
                 async with self._lock:
                     reached = await self._step(polled, takes)
-                # Outside the lock: a commit may wait on a rebalance whose revoke takes it.
-                await self._commit_kafka(reached)
+                self._commit_kafka(reached)
                 if self.engine.backoff:  # after a failure, give the database or broker a second
                     self.engine.backoff = False
                     await asyncio.sleep(1)
@@ -140,6 +140,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self.engine.relay_behind()
                 for partition in list(self.engine.owned):
                     self.engine.release(partition)
+            if self._kafka_commit is not None:
+                self._kafka_commit.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._kafka_commit
             await self._consumer.stop()
             await self._producer.stop()
             log.info("stopped")
@@ -157,6 +161,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 log.error("poll failed; polling partition by partition", error=_why(error))
                 self._isolating = ISOLATING_POLLS
                 self.engine.backoff = True
+                await self._resume_all()  # what the failed poll drained is read again
                 return {}
         self._isolating -= 1
         gathered: Polled = {}
@@ -286,6 +291,11 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             )
             owned.next_offset[key] = m.offset + 1
 
+    async def _resume_all(self) -> None:
+        for partition, owned in list(self.engine.owned.items()):
+            for topic in self._topics:
+                await self._resume(owned, TopicPartition(topic, partition))
+
     async def _resume(self, owned: Owned, tp: TopicPartition) -> None:
         """Seek to where `tp` stands: its next offset, or the record before it while that
         record's marker is still to be checked."""
@@ -376,15 +386,24 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                         owned, tp, f"position {position} is past the log's end {highwater}"
                     )
 
-    async def _commit_kafka(self, reached: Reached) -> None:
+    def _commit_kafka(self, reached: Reached) -> None:
+        """Commit the offsets reached to Kafka, at most once a second, in the background:
+        only lag tools read them (positions live in PostgreSQL), so the loop never waits for
+        the broker's answer, which a rebalance or a slow coordinator can hold for seconds."""
         self._uncommitted.update(reached)
         now = self._clock()
-        if not self._uncommitted or now < self._next_kafka_commit:
+        busy = self._kafka_commit is not None and not self._kafka_commit.done()
+        if not self._uncommitted or now < self._next_kafka_commit or busy:
             return
         self._next_kafka_commit = now + KAFKA_COMMIT_EVERY
         offsets, self._uncommitted = self._uncommitted, {}
+        self._kafka_commit = asyncio.create_task(
+            self._commit_offsets({TopicPartition(*tp): o for tp, o in offsets.items()})
+        )
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await self._consumer.commit({TopicPartition(*tp): o for tp, o in offsets.items()})
+            await self._consumer.commit(offsets)
         except KafkaError as err:  # only lag tools depend on it
             log.debug("kafka commit failed", error=str(err))
 
