@@ -47,6 +47,9 @@ KAFKA_COMMIT_EVERY = timedelta(seconds=1)
 """Kafka offsets only feed lag tools (positions live in PostgreSQL), so they are committed
 once a second rather than after every step: a broker round trip less per step."""
 
+STALLED = timedelta(seconds=10)
+"""How long the loop may go without turning before it says where it waits."""
+
 HOLD_RETRY = timedelta(seconds=30)
 """How long a partition whose records cannot be read waits before it is tried again."""
 
@@ -88,6 +91,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._uncommitted: Reached = {}
         self._next_kafka_commit = clock()
         self._kafka_commit: asyncio.Task[None] | None = None
+        self._turned = clock()
+        self._stage = "starting"
         self._isolating = 0
         self.held: dict[TopicPartition, tuple[str, datetime]] = {}
         """Topic-partitions whose records cannot be read: why, and when to try again."""
@@ -123,17 +128,23 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer.subscribe(list(self._topics), listener=self)
         await self._consumer.start()
         log.info("consuming", topics=self._topics, group=self._settings.group_id)
+        watchdog = asyncio.create_task(self._watch())
         try:
             while not stop.is_set():
+                self._turned = self._clock()
                 takes = self.engine.takes  # a take after this may be newer than what is polled
+                self._stage = "polling"
                 polled = await self._poll()
+                self._stage = "waiting for a rebalance to finish"
                 async with self._lock:
+                    self._stage = "stepping"
                     reached = await self._step(polled, takes)
                 self._commit_kafka(reached)
                 if self.engine.backoff:  # after a failure, give the database or broker a second
                     self.engine.backoff = False
                     await asyncio.sleep(1)
         finally:
+            watchdog.cancel()
             # aiokafka does not call on_partitions_revoked before stop(): drain here.
             async with self._lock:
                 self._uncommitted.update(await self.engine.settle())
@@ -147,6 +158,19 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._consumer.stop()
             await self._producer.stop()
             log.info("stopped")
+
+    async def _watch(self) -> None:
+        """Say so when the loop has not turned for `STALLED` (an await that does not come
+        back: the database, the broker, a rebalance), and where it waits."""
+        while True:
+            await asyncio.sleep(STALLED.total_seconds() / 2)
+            waited = self._clock() - self._turned
+            if waited >= STALLED:
+                log.warning(
+                    "the consumer loop has not turned",
+                    seconds=round(waited.total_seconds()),
+                    waiting_on=self._stage,
+                )
 
     async def _poll(self) -> Polled:
         """One poll, never raising: a poll that fails is made partition by partition for a
@@ -206,15 +230,19 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         engine = self.engine
         reached: Reached = {}
         if engine.to_take:  # they read what the step in flight writes
+            self._stage = "settling the step in flight (its commit and relay)"
             reached = await engine.settle()
+        self._stage = "taking partitions from their stored positions"
         for partition in sorted(engine.to_take):
             await self._take(partition)
+        self._stage = "relaying outboxes left behind"
         await engine.relay_behind()
         for tp, messages in polled.items():
             owned = engine.owned.get(tp.partition)
             if owned is not None:
                 await self._admit(owned, tp, messages, takes)
             self._metrics.consumed.labels(tp.topic).inc(len(messages))
+        self._stage = "reading the consumer's positions"
         positions = await self._positions()
         self._measure_lag(positions)
         await self._restart_beyond_end(positions)
@@ -223,15 +251,18 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         # settle comes first, since a partition its step failed on is owned no more.
         settle = engine.settled() or self._timers.late()
         if settle:
+            self._stage = "settling the step in flight (its commit and relay)"
             reached.update(await engine.settle())
         ready = {
             p: o.merger.take_ready(self._caught_up(p, positions)) for p, o in engine.owned.items()
         }
         if settle:
+            self._stage = "reading due timers"
             for partition, timers in (await self._timers.poll(list(engine.owned))).items():
                 ready[partition] = [*timers, *ready[partition]]
         work = {p: records for p, records in ready.items() if records}
         if work:
+            self._stage = "deciding a step"
             reached.update(await engine.step(work))
         return reached
 
