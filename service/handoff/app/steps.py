@@ -191,7 +191,18 @@ class StepEngine:
         """
         started = self._clock()
         handled: _Handled = []
-        poisoned: list[int] = []
+        retaken: list[int] = []  # poisoned, or refused
+        for partition, records in list(ready.items()):
+            broken = _breaks_off(self.owned[partition], records)
+            if broken is not None:  # never committed: read again from the stored positions
+                log.error(
+                    "step refused: it does not start where its partition stands",
+                    partition=partition,
+                    detail=broken,
+                )
+                self._metrics.refused.labels("position").inc(len(records))
+                retaken.append(partition)
+                del ready[partition]
         try:
             async with self._pool.acquire() as conn:
                 self._steps += 1
@@ -205,22 +216,11 @@ class StepEngine:
                 "batch failed; re-reading from the stored positions", partitions=sorted(ready)
             )
             reached = await self.settle()
-            for partition in ready:
+            for partition in [*ready, *retaken]:
                 self.retake(partition)
             self.backoff = True
             return reached
         seen |= self._in_flight_inputs
-        for partition, records in list(ready.items()):
-            broken = _breaks_off(self.owned[partition], records)
-            if broken is not None:  # never committed: read again from the stored positions
-                log.error(
-                    "step refused: it does not start where its partition stands",
-                    partition=partition,
-                    detail=broken,
-                )
-                self._metrics.refused.labels("position").inc(len(records))
-                poisoned.append(partition)
-                del ready[partition]
         for partition, records in ready.items():
             state = self.owned[partition].state
             try:
@@ -229,13 +229,13 @@ class StepEngine:
                 )
             except PoisonRecord as poison:
                 self._remember_poison(poison)
-                poisoned.append(partition)
+                retaken.append(partition)
                 continue
             for tp, (_, moved) in batch.positions.items():
                 state.positions[tp] = moved  # what the next step's batch expects
             handled.append((partition, records, batch, stats))
         reached = await self.settle({ws for _, _, b, _ in handled for ws in b.versions})
-        for partition in poisoned:  # and refused
+        for partition in retaken:
             self.retake(partition)
         # A partition the settled step failed on was taken again: what this step handled of
         # it was built on views that ran ahead of that failed commit.
