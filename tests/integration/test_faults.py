@@ -332,12 +332,18 @@ async def test_a_conversation_the_core_fails_on_is_dead_lettered_and_its_neighbo
             {"type": "wait", "duration": "3s"},
             {"type": "add_comment", "text": "still with you?", "mention": "assignee"},
         )
-        await feed.send(*staffed([ws], *steps))
+        # Times near the wall clock: a wait ends by it (or by a later input's time), and the
+        # builders' default times run ahead of it once a long suite has made many events.
+        now = datetime.now(UTC)
+        await feed.send(*staffed([ws], *steps, at=now - timedelta(seconds=30)))
         poison = opened("poison", ws=ws, at=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
         sent = await feed.send(
-            *(opened(f"before-{i}", ws=ws) for i in range(10)),
+            *(opened(f"before-{i}", ws=ws, at=now + timedelta(milliseconds=i)) for i in range(10)),
             poison,
-            *(opened(f"after-{i}", ws=ws) for i in range(10)),
+            *(
+                opened(f"after-{i}", ws=ws, at=now + timedelta(milliseconds=20 + i))
+                for i in range(10)
+            ),
         )
         (bad,) = [s for s in sent if s.contact == "poison"]
         valid = [s for s in sent if s is not bad]
