@@ -112,6 +112,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.partitions_stalled = Gauge(
+            "handoff_partitions_stalled",
+            "1 while a partition has records unread and none has arrived for 30 s (sought"
+            " again; nothing of it is skipped)",
+            ["partition"],
+            registry=r,
+        )
         self.partitions_held = Gauge(
             "handoff_partitions_held",
             "1 while a partition's records cannot be read (e.g. a batch that cannot be"

@@ -50,6 +50,11 @@ once a second rather than after every step: a broker round trip less per step.""
 STALLED = timedelta(seconds=10)
 """How long the loop may go without turning before it says where it waits."""
 
+STALLED_PARTITION = timedelta(seconds=30)
+"""How long a partition with records unread may go without one arriving before it is
+reported (and sought again): seen with the embedded broker saturated, which stopped
+answering one partition's fetches while it served the others."""
+
 HOLD_RETRY = timedelta(seconds=30)
 """How long a partition whose records cannot be read waits before it is tried again."""
 
@@ -117,10 +122,14 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         found = {}
         if self.relay.stuck:
             found["outbox"] = "; ".join(f"partition {p}: {w}" for p, w in self.relay.stuck.items())
-        if self.held:
-            found["partitions"] = "; ".join(
-                f"{tp.topic}[{tp.partition}] held: {why}" for tp, (why, _) in self.held.items()
-            )
+        stalled = [
+            f"partition {p} stalled: records unread, none arriving"
+            for p, owned in self.engine.owned.items()
+            if owned.stalled
+        ]
+        held = [f"{tp.topic}[{tp.partition}] held: {why}" for tp, (why, _) in self.held.items()]
+        if held or stalled:
+            found["partitions"] = "; ".join([*held, *stalled])
         return found
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -245,6 +254,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         self._stage = "reading the consumer's positions"
         positions = await self._positions()
         self._measure_lag(positions)
+        await self._watch_partitions(positions)
         await self._restart_beyond_end(positions)
         # Timers are what the step in flight writes: they are read once it has committed,
         # waited for only when they are a poll late (a busy loop seldom finds it done). The
@@ -275,6 +285,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
     ) -> None:
         """Merge the records of one topic-partition that continue where it stands."""
         key = (tp.topic, tp.partition)
+        if messages:
+            self._progressed(owned, tp.partition)
         if owned.epoch > takes:  # taken since this poll began: these may predate its seek
             self._metrics.refused.labels("before_seek").inc(len(messages))
             await self._resume(owned, tp)
@@ -364,8 +376,66 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         owned = await self.engine.take(partition)
         if owned is None:
             return
+        self._metrics.partitions_stalled.labels(str(partition)).set(0)
         for topic, p in owned.next_offset:
             await self._resume(owned, TopicPartition(topic, p))
+
+    def _progressed(self, owned: Owned, partition: int) -> None:
+        owned.progressed_at = self._clock()
+        if owned.stalled:
+            owned.stalled = False
+            self._metrics.partitions_stalled.labels(str(partition)).set(0)
+            log.info("partition flows again", partition=partition)
+
+    async def _watch_partitions(self, positions: dict[TopicPartition, int | None]) -> None:
+        """Report a partition whose records wait unread while none arrives (`/readyz`, a
+        metric, an error line), and seek it again: nothing of it is skipped, and whether the
+        broker or the consumer is at fault, a new fetch from where it stands is the remedy
+        in reach."""
+        now = self._clock()
+        for partition, owned in self.engine.owned.items():
+            since = owned.progressed_at or self._taken_at(owned)
+            if owned.stalled or now - since < STALLED_PARTITION:
+                continue
+            unread = await self._unread(partition, positions)
+            if not unread:  # caught up: asked again a period from now, not every step
+                owned.progressed_at = now
+                continue
+            owned.stalled = True
+            self._metrics.partitions_stalled.labels(str(partition)).set(1)
+            log.error(
+                "partition makes no progress: records wait unread and none has arrived;"
+                " seeking it again from where it stands",
+                partition=partition,
+                unread=unread,
+                seconds=round((now - since).total_seconds()),
+            )
+            for topic in self._topics:
+                await self._resume(owned, TopicPartition(topic, partition))
+
+    async def _unread(
+        self, partition: int, positions: dict[TopicPartition, int | None]
+    ) -> dict[str, int]:
+        """Records of the partition not read yet, per topic, by the broker's word (asked
+        only of a partition that has had none for a while: a fetch that delivers nothing
+        may not even report the log's end)."""
+        tps = [tp for tp in positions if tp.partition == partition and tp not in self.held]
+        try:
+            ends = await self._consumer.end_offsets(tps)
+        except KafkaError as err:
+            log.warning("cannot ask the broker for the log's end", error=_why(err))
+            ends = {}
+        unread: dict[str, int] = {}
+        for tp in tps:
+            position = positions[tp]
+            end = max(ends.get(tp, 0), self._consumer.highwater(tp) or 0)
+            if position is not None and end > position:
+                unread[tp.topic] = end - position
+        return unread
+
+    @staticmethod
+    def _taken_at(owned: Owned) -> datetime:
+        return datetime.fromtimestamp(owned.taken_at_ms / 1000, UTC)
 
     def _measure_lag(self, positions: dict[TopicPartition, int | None]) -> None:
         for tp, position in positions.items():

@@ -78,6 +78,10 @@ class Owned:
     gap_checked: dict[TopicPartition, int] = field(default_factory=dict)
     """Topic-partition -> the offset it was last sought back to over a gap: a gap found
     again from there is the broker's."""
+    progressed_at: datetime | None = None
+    """When the consumer loop last admitted a record of it (None: not since the take)."""
+    stalled: bool = False
+    """It has records unread and none has come for `STALLED_PARTITION` (`Pipeline`)."""
     vouched: dict[TopicPartition, int] = field(default_factory=dict)
     """Topic-partition -> an offset the consumer loop admitted past the expected one: where
     the log starts (read from the start), or past a gap the broker left. A step may start

@@ -1,0 +1,75 @@
+"""A partition whose records stop arriving says so, and flows again once they come."""
+
+import secrets
+from datetime import timedelta
+
+import pytest
+from aiokafka import TopicPartition
+
+from handoff.app import pipeline
+from tests.builders import assign_team, opened, presence, team, user, workflow
+from tests.integration.faults import free_port, http_get, poll_until
+from tests.integration.harness import of_workspace, routed, running, settings_for
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_partition_whose_records_stop_arriving_is_reported_and_flows_again(
+    kafka_bootstrap: str, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a running service, when the conversations it has not read stop arriving (its
+    consumer gets none: here paused behind its back, as a saturated broker did to one
+    partition in a soak), then within the stall period `/readyz` and
+    `handoff_partitions_stalled` name the partition; and once records arrive again, the
+    waiting conversation is routed and the service is ready again."""
+    monkeypatch.setattr(pipeline, "STALLED_PARTITION", timedelta(seconds=2))
+    made: list[pipeline.Pipeline] = []
+    init = pipeline.Pipeline.__init__
+
+    def remember(self: pipeline.Pipeline, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(pipeline.Pipeline, "__init__", remember)
+    port = free_port()
+    settings = settings_for(
+        kafka_bootstrap, fresh_database, f"stall{secrets.token_hex(3)}.", http_port=port
+    )
+    ws = "stalled"
+    async with running(settings) as stack:
+        await stack.send(
+            user("ann", ws=ws),
+            presence("ann", ws=ws),
+            team("t", "ann", ws=ws),
+            workflow(assign_team("t"), ws=ws),
+        )
+        await stack.send(opened("c1", ws=ws))
+        await stack.outputs(lambda o: len(routed(o, ws)) == 1)
+        (service,) = made
+        conversations = [
+            TopicPartition(settings.topic(settings.topic_conversations), p) for p in range(4)
+        ]
+        service._consumer.pause(*conversations)
+
+        await stack.send(opened("c2", ws=ws))
+
+        async def reported() -> bool:
+            status, body = await http_get(port, "/readyz")
+            return status == 503 and "stalled: records unread" in body
+
+        assert await poll_until(reported, timeout=30)
+        _, metrics = await http_get(port, "/metrics")
+        assert any(
+            line.startswith("handoff_partitions_stalled{") and line.endswith(" 1.0")
+            for line in metrics.splitlines()
+        )
+        assert len(of_workspace(await stack.outputs(lambda o: True), ws, "contact.assigned")) == 1
+
+        service._consumer.resume(*conversations)
+        outs = await stack.outputs(lambda o: len(routed(o, ws)) == 2)
+        assert routed(outs, ws)[1] == ("contact.assigned", "c2", "ann")
+
+        async def ready() -> bool:
+            return (await http_get(port, "/readyz"))[0] == 200
+
+        assert await poll_until(ready, timeout=30)
