@@ -275,8 +275,13 @@ async def handle_batch(
             stats.duplicates += 1
         elif poisoned and (reason := poisoned.pop(input_key(parsed.event), None)):
             dead_letter_record(record, reason, "poison")
-            if isinstance(parsed.event, TimerElapsed):  # polled again, it would fail again
-                batch.timers_gone.append((parsed.event.workspaceid, parsed.event.data.run_id))
+            if isinstance(parsed.event, TimerElapsed):  # it would fire, and fail, again
+                ws, run_id = parsed.event.workspaceid, parsed.event.data.run_id
+                view = state.views.get(ws)
+                if view is not None and view.timers.pop(run_id, None) is not None:
+                    changed.setdefault(ws, set()).add(("timers", run_id))  # row deleted
+                else:
+                    batch.timers_gone.append((ws, run_id))
         else:
             event = parsed.event
             if not isinstance(event, TimerElapsed):

@@ -147,7 +147,14 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._stage = "waiting for a rebalance to finish"
                 async with self._lock:
                     self._stage = "stepping"
-                    reached = await self._step(polled, takes)
+                    try:
+                        reached = await self._step(polled, takes)
+                    except Exception:  # a bug or a client's surprise must not end the service
+                        log.exception("step failed; taking every partition again")
+                        reached = {}
+                        for partition in list(self.engine.owned):
+                            self.engine.retake(partition)
+                        self.engine.backoff = True
                 self._commit_kafka(reached)
                 if self.engine.backoff:  # after a failure, give the database or broker a second
                     self.engine.backoff = False
@@ -219,10 +226,14 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         self._consumer.pause(tp)
         self.held[tp] = (why, self._clock() + HOLD_RETRY)
-        self._metrics.partitions_held.labels(str(tp.partition)).set(1)
+        self._count_held(tp.partition)
         owned = self.engine.owned.get(tp.partition)
         if owned is not None:  # read again from where it stands, when it is resumed
             await self._resume(owned, tp)
+
+    def _count_held(self, partition: int) -> None:
+        held = any(tp.partition == partition for tp in self.held)
+        self._metrics.partitions_held.labels(str(partition)).set(1 if held else 0)
 
     def _retry_held(self) -> None:
         now = self._clock()
@@ -230,7 +241,7 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             if now >= retry_at:
                 log.info("trying a held partition again", topic=tp.topic, partition=tp.partition)
                 del self.held[tp]
-                self._metrics.partitions_held.labels(str(tp.partition)).set(0)
+                self._count_held(tp.partition)
                 with contextlib.suppress(IllegalStateError):
                     self._consumer.resume(tp)
                 self._isolating = ISOLATING_POLLS
@@ -268,8 +279,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         }
         if settle:
             self._stage = "reading due timers"
-            for partition, timers in (await self._timers.poll(list(engine.owned))).items():
-                ready[partition] = [*timers, *ready[partition]]
+            # A partition with records still to read fires its timers in event time, before
+            # the inputs that happened after them (`handle_batch`); the clock's turn comes
+            # once it has read everything.
+            caught_up = [p for p in engine.owned if self._all_read(p, positions)]
+            for partition, timers in (await self._timers.poll(caught_up)).items():
+                ready[partition] = [*ready[partition], *timers]
         work = {p: records for p, records in ready.items() if records}
         if work:
             self._stage = "deciding a step"
@@ -318,9 +333,9 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
                     end=m.offset,
                 )
                 self._metrics.offset_gaps.labels(tp.topic).inc()
-                owned.vouched[key] = m.offset
+                owned.vouched.setdefault(key, set()).add(m.offset)
             elif expected == FROM_START:
-                owned.vouched[key] = m.offset  # wherever the log starts
+                owned.vouched.setdefault(key, set()).add(m.offset)  # wherever the log starts
             owned.merger.add(
                 Inbound(
                     tp.topic,
@@ -419,7 +434,11 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         """Records of the partition not read yet, per topic, by the broker's word (asked
         only of a partition that has had none for a while: a fetch that delivers nothing
         may not even report the log's end)."""
-        tps = [tp for tp in positions if tp.partition == partition and tp not in self.held]
+        tps = [
+            tp
+            for tp, position in positions.items()
+            if tp.partition == partition and tp not in self.held and position is not None
+        ]
         try:
             ends = await self._consumer.end_offsets(tps)
         except KafkaError as err:
@@ -439,6 +458,8 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def _measure_lag(self, positions: dict[TopicPartition, int | None]) -> None:
         for tp, position in positions.items():
+            if position is None:
+                continue
             highwater = self._consumer.highwater(tp)
             if highwater is not None and position is not None:
                 self._metrics.lag.labels(tp.topic, str(tp.partition)).set(highwater - position)
@@ -446,14 +467,21 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _positions(self) -> dict[TopicPartition, int | None]:
         """Where the consumer reads next per owned topic-partition (None: not known yet)."""
         positions: dict[TopicPartition, int | None] = {}
+        assigned = self._consumer.assignment()
         for partition in self.engine.owned:
             for topic in self._topics:
                 tp = TopicPartition(topic, partition)
-                try:
-                    positions[tp] = await self._consumer.position(tp)
-                except IllegalStateError:  # being revoked
-                    positions[tp] = None
+                positions[tp] = None  # None: not ours to ask about (being revoked)
+                if tp in assigned:
+                    with contextlib.suppress(IllegalStateError, KafkaError):
+                        positions[tp] = await asyncio.wait_for(self._consumer.position(tp), 5)
         return positions
+
+    def _all_read(self, partition: int, positions: dict[TopicPartition, int | None]) -> bool:
+        """Every topic of the partition read to its end, and nothing held back by the merge."""
+        caught_up = self._caught_up(partition, positions)
+        merger = self.engine.owned[partition].merger
+        return all(caught_up(t) and not merger.buffered(t) for t in self._topics)
 
     def _caught_up(
         self, partition: int, positions: dict[TopicPartition, int | None]
@@ -462,8 +490,11 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
 
         def caught_up(topic: str) -> bool:
             tp = TopicPartition(topic, partition)
-            highwater, position = self._consumer.highwater(tp), positions.get(tp)
-            return highwater is not None and position is not None and position >= highwater
+            position = positions.get(tp)
+            if position is None:  # unknown, or not assigned: highwater() would assert
+                return False
+            highwater = self._consumer.highwater(tp)
+            return highwater is not None and position >= highwater
 
         return caught_up
 
@@ -474,7 +505,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
         for partition, owned in self.engine.owned.items():
             for topic in self._topics:
                 tp = TopicPartition(topic, partition)
-                highwater, position = self._consumer.highwater(tp), positions.get(tp)
+                position = positions.get(tp)
+                if position is None:  # not assigned: the calls below would assert
+                    continue
+                highwater = self._consumer.highwater(tp)
                 polled_at = self._consumer.last_poll_timestamp(tp)
                 if (
                     highwater is not None
@@ -514,9 +548,10 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in revoked:
                 self._uncommitted.pop((tp.topic, tp.partition), None)
                 if self.held.pop(tp, None) is not None:
-                    self._metrics.partitions_held.labels(str(tp.partition)).set(0)
+                    self._count_held(tp.partition)
             for partition in {tp.partition for tp in revoked}:
                 self.engine.release(partition)
+                self._metrics.partitions_stalled.labels(str(partition)).set(0)
                 for topic in self._topics:  # a partition we do not own has no lag of ours
                     with contextlib.suppress(KeyError):
                         self._metrics.lag.remove(topic, str(partition))

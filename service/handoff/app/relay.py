@@ -35,13 +35,20 @@ class OutboxRelay:
         database, in order, before anything newer is produced from memory."""
         self.stuck: dict[int, str] = {}
         """Partition -> why its last relay failed; gone once one succeeds."""
+        self._locks: dict[int, asyncio.Lock] = {}
 
     @property
     def failing(self) -> bool:
         return bool(self.stuck)
 
     async def relay(self, partition: int) -> bool:
-        """Produce the partition's outbox in order; on failure, leave it for the next try."""
+        """Produce the partition's outbox in order; on failure, leave it for the next try.
+        One relay of a partition at a time: two would send its rows twice, interleaved."""
+        lock = self._locks.setdefault(partition, asyncio.Lock())
+        async with lock:
+            return await self._relay(partition)
+
+    async def _relay(self, partition: int) -> bool:
         try:
             async with self._pool.acquire() as conn:
                 while rows := await load_outbox(conn, partition):

@@ -21,7 +21,7 @@ commits reached, so tests drive it through these functions against a real databa
 import asyncio
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 import structlog
@@ -82,7 +82,7 @@ class Owned:
     """When the consumer loop last admitted a record of it (None: not since the take)."""
     stalled: bool = False
     """It has records unread and none has come for `STALLED_PARTITION` (`Pipeline`)."""
-    vouched: dict[TopicPartition, int] = field(default_factory=dict)
+    vouched: dict[TopicPartition, set[int]] = field(default_factory=dict)
     """Topic-partition -> an offset the consumer loop admitted past the expected one: where
     the log starts (read from the start), or past a gap the broker left. A step may start
     there rather than at the stored position (`_breaks_off`)."""
@@ -94,12 +94,14 @@ _Handled = list[tuple[int, list[Inbound], BatchWrite, BatchStats]]
 
 @dataclass
 class _Committed:
-    """A step's commit as it settled: `failed` names the partitions to take again."""
+    """A step's commit as it settled: `failed` names the partitions to take again;
+    `fenced`, whether another take fenced them (another instance's, most likely)."""
 
     started: datetime
     handled: _Handled
     failed: set[int]
     done: datetime
+    fenced: bool = False
 
 
 class StepEngine:
@@ -123,6 +125,7 @@ class StepEngine:
         self.backoff = False
         """Something failed: the loop gives the database or broker a second."""
         self._takes = 0
+        self._not_before: dict[int, datetime] = {}
         self._poisoned: dict[InputKey, str] = {}
         self._steps = 0
         self._in_flight: asyncio.Task[_Committed] | None = None
@@ -140,6 +143,10 @@ class StepEngine:
         every commit decided under an earlier take), and relay what its outbox holds. None
         when the database cannot be read: the partition stays to be taken. The caller seeks
         the consumer to `next_offset`."""
+        now = self._clock()
+        if now < self._not_before.get(partition, now):
+            return None  # fenced a moment ago: give the group time to revoke it from us
+        self._not_before.pop(partition, None)
         tps = [(topic, partition) for topic in self._settings.input_topics]
         try:
             async with self._pool.acquire() as conn:
@@ -169,13 +176,17 @@ class StepEngine:
         """The partition was revoked: forget it (its step in flight has settled)."""
         self.owned.pop(partition, None)
         self.to_take.discard(partition)
+        self._not_before.pop(partition, None)
         self._relay.forget(partition)
 
-    def retake(self, partition: int) -> None:
+    def retake(self, partition: int, later: bool = False) -> None:
         """Forget what is held for the partition (views, buffered records) and take it anew
-        from the database at the next step."""
+        from the database at the next step, or (`later`) a session timeout from now."""
         if self.owned.pop(partition, None) is not None:
             self.to_take.add(partition)
+            if later:
+                wait = timedelta(milliseconds=self._settings.session_timeout_ms)
+                self._not_before[partition] = self._clock() + wait
 
     def settled(self) -> bool:
         """Nothing in flight, or only a step that has finished (settling it waits for none)."""
@@ -235,6 +246,13 @@ class StepEngine:
                 self._remember_poison(poison)
                 retaken.append(partition)
                 continue
+            except Exception:  # not an input's fault that is known: read it all again
+                log.exception(
+                    "batch failed; re-reading from the stored positions", partitions=[partition]
+                )
+                retaken.append(partition)
+                self.backoff = True
+                continue
             for tp, (_, moved) in batch.positions.items():
                 state.positions[tp] = moved  # what the next step's batch expects
             handled.append((partition, records, batch, stats))
@@ -270,6 +288,7 @@ class StepEngine:
                 detail=str(lost),
             )
             self._metrics.fenced.inc()
+            return _Committed(started, handled, partitions, self._clock(), fenced=True)
         except Exception:
             log.exception(
                 "batch failed; re-reading from the stored positions", partitions=sorted(partitions)
@@ -292,8 +311,14 @@ class StepEngine:
             return {}
         step = await task
         self._in_flight_inputs = set()
+        generations = {p: batch.generation for p, _, batch, _ in step.handled}
         for partition in step.failed:
-            self.retake(partition)
+            owned = self.owned.get(partition)
+            if owned is not None and owned.state.generation != generations.get(partition):
+                continue  # taken again since (its own take fenced this step): nothing to do
+            # Fenced: another instance most likely owns it now, and a take at once would
+            # fence that one in turn; a rebalance revokes it from this one meanwhile.
+            self.retake(partition, later=step.fenced)
         if step.failed:
             return {}
         reached: Reached = {}
@@ -357,7 +382,9 @@ def _breaks_off(owned: Owned, records: list[Inbound]) -> str | None:
             first.setdefault((r.topic, r.partition), r.offset)
     for tp, offset in first.items():
         position = owned.state.positions[tp]
-        if position == FROM_START or offset == position or owned.vouched.pop(tp, None) == offset:
+        vouched = owned.vouched.get(tp, set())
+        if position == FROM_START or offset == position or offset in vouched:
+            owned.vouched[tp] = {o for o in vouched if o > offset}
             continue
         return f"{tp[0]}[{tp[1]}] starts at offset {offset}; its position is {position}"
     return None
