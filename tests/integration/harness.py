@@ -145,3 +145,18 @@ def routed(outputs: list[Output], ws: str) -> list[tuple[str, str, str]]:
             (o["type"], d["contact_id"], d.get("assignee_id") or d.get("reason") or "queued")
         )
     return out
+
+
+async def ann_routes_c1(stack: Stack, ws: str) -> None:
+    """Given a workspace where Ann, online, is the team a round robin assigns to, c1 is
+    routed to her (the scenario a test then disturbs)."""
+    from tests.builders import assign_team, opened, presence, team, user, workflow
+
+    await stack.send(
+        user("ann", ws=ws),
+        presence("ann", ws=ws),
+        team("t", "ann", ws=ws),
+        workflow(assign_team("t"), ws=ws),
+    )
+    await stack.send(opened("c1", ws=ws))
+    await stack.outputs(lambda o: len(routed(o, ws)) == 1)

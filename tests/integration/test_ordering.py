@@ -6,7 +6,7 @@ import pytest
 
 from tests.builders import T0, assign_team, opened, presence, team, user, workflow
 from tests.integration.faults import free_port, http_get
-from tests.integration.harness import Stack, routed, running, settings_for
+from tests.integration.harness import Stack, ann_routes_c1, routed, running, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -90,14 +90,7 @@ async def test_a_position_is_trusted_only_where_the_record_before_it_is_the_one_
     settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix, http_port=port)
     ws = "marked"
     async with running(settings) as stack:
-        await stack.send(
-            user("ann", ws=ws),
-            presence("ann", ws=ws),
-            team("t", "ann", ws=ws),
-            workflow(assign_team("t"), ws=ws),
-        )
-        await stack.send(opened("c1", ws=ws))
-        await stack.outputs(lambda o: len(routed(o, ws)) == 1)
+        await ann_routes_c1(stack, ws)
     if issued_elsewhere:
         conn = await asyncpg.connect(fresh_database)
         try:

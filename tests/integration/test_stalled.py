@@ -7,9 +7,9 @@ import pytest
 from aiokafka import TopicPartition
 
 from handoff.app import pipeline
-from tests.builders import assign_team, opened, presence, team, user, workflow
+from tests.builders import opened
 from tests.integration.faults import free_port, http_get, poll_until
-from tests.integration.harness import of_workspace, routed, running, settings_for
+from tests.integration.harness import ann_routes_c1, of_workspace, routed, running, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,7 @@ async def test_a_partition_whose_records_stop_arriving_is_reported_and_flows_aga
     )
     ws = "stalled"
     async with running(settings) as stack:
-        await stack.send(
-            user("ann", ws=ws),
-            presence("ann", ws=ws),
-            team("t", "ann", ws=ws),
-            workflow(assign_team("t"), ws=ws),
-        )
-        await stack.send(opened("c1", ws=ws))
-        await stack.outputs(lambda o: len(routed(o, ws)) == 1)
+        await ann_routes_c1(stack, ws)
         (service,) = made
         conversations = [
             TopicPartition(settings.topic(settings.topic_conversations), p) for p in range(4)
