@@ -1,10 +1,12 @@
-"""A partition whose records stop arriving says so, and flows again once they come."""
+"""A partition that cannot go on says so, and flows again once it can: records that stop
+arriving, outputs the broker refuses."""
 
 import secrets
 from datetime import timedelta
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 
 from handoff.app import pipeline
 from tests.builders import opened
@@ -61,6 +63,61 @@ async def test_a_partition_whose_records_stop_arriving_is_reported_and_flows_aga
         service._consumer.resume(*conversations)
         outs = await stack.outputs(lambda o: len(routed(o, ws)) == 2)
         assert routed(outs, ws)[1] == ("contact.assigned", "c2", "ann")
+
+        async def ready() -> bool:
+            return (await http_get(port, "/readyz"))[0] == 200
+
+        assert await poll_until(ready, timeout=30)
+
+
+async def test_outputs_the_broker_refuses_wait_in_order_and_the_partition_says_so(
+    kafka_bootstrap: str, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a running service, when the broker refuses every output (as it would one over
+    its limit), then the outputs wait in the outbox and `/readyz` and `handoff_outbox_stuck`
+    name the partition and the row; and once the broker takes them, they all come out, in
+    the order they were decided, and the service is ready again."""
+    made: list[pipeline.Pipeline] = []
+    init = pipeline.Pipeline.__init__
+
+    def remember(self: pipeline.Pipeline, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(pipeline.Pipeline, "__init__", remember)
+    port = free_port()
+    settings = settings_for(
+        kafka_bootstrap, fresh_database, f"refused{secrets.token_hex(3)}.", http_port=port
+    )
+    ws = "refused"
+    async with running(settings) as stack:
+        await ann_routes_c1(stack, ws)
+        (service,) = made
+        producer = service._producer
+        send = producer.send
+
+        async def refuse(*args: object, **kwargs: object) -> object:
+            raise MessageSizeTooLargeError("the broker's limit, as a test sets it")
+
+        monkeypatch.setattr(producer, "send", refuse)
+        await stack.send(opened("c2", ws=ws))
+        await stack.send(opened("c3", ws=ws))
+
+        async def reported() -> bool:
+            status, body = await http_get(port, "/readyz")
+            return status == 503 and "RelayRefused: outbox row" in body
+
+        assert await poll_until(reported, timeout=30)
+        _, metrics = await http_get(port, "/metrics")
+        assert any(
+            line.startswith("handoff_outbox_stuck{") and line.endswith(" 1.0")
+            for line in metrics.splitlines()
+        )
+        assert len(of_workspace(await stack.outputs(lambda o: True), ws, "contact.assigned")) == 1
+
+        monkeypatch.setattr(producer, "send", send)
+        outs = await stack.outputs(lambda o: len(routed(o, ws)) == 3)
+        assert [c for _, c, _ in routed(outs, ws)] == ["c1", "c2", "c3"]
 
         async def ready() -> bool:
             return (await http_get(port, "/readyz"))[0] == 200
