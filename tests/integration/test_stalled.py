@@ -16,8 +16,25 @@ from tests.integration.harness import ann_routes_c1, of_workspace, routed, runni
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[pipeline.Pipeline]:
+    """The pipelines the services of a test make, to disturb their consumer or producer."""
+    pipelines: list[pipeline.Pipeline] = []
+    init = pipeline.Pipeline.__init__
+
+    def remember(self: pipeline.Pipeline, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        pipelines.append(self)
+
+    monkeypatch.setattr(pipeline.Pipeline, "__init__", remember)
+    return pipelines
+
+
 async def test_a_partition_whose_records_stop_arriving_is_reported_and_flows_again(
-    kafka_bootstrap: str, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str,
+    fresh_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    made: list[pipeline.Pipeline],
 ) -> None:
     """Given a running service, when the conversations it has not read stop arriving (its
     consumer gets none: here paused behind its back, as a saturated broker did to one
@@ -25,14 +42,6 @@ async def test_a_partition_whose_records_stop_arriving_is_reported_and_flows_aga
     `handoff_partitions_stalled` name the partition; and once records arrive again, the
     waiting conversation is routed and the service is ready again."""
     monkeypatch.setattr(pipeline, "STALLED_PARTITION", timedelta(seconds=2))
-    made: list[pipeline.Pipeline] = []
-    init = pipeline.Pipeline.__init__
-
-    def remember(self: pipeline.Pipeline, *args: object, **kwargs: object) -> None:
-        init(self, *args, **kwargs)  # type: ignore[arg-type]
-        made.append(self)
-
-    monkeypatch.setattr(pipeline.Pipeline, "__init__", remember)
     port = free_port()
     settings = settings_for(
         kafka_bootstrap, fresh_database, f"stall{secrets.token_hex(3)}.", http_port=port
@@ -71,20 +80,15 @@ async def test_a_partition_whose_records_stop_arriving_is_reported_and_flows_aga
 
 
 async def test_outputs_the_broker_refuses_wait_in_order_and_the_partition_says_so(
-    kafka_bootstrap: str, fresh_database: str, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str,
+    fresh_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    made: list[pipeline.Pipeline],
 ) -> None:
     """Given a running service, when the broker refuses every output (as it would one over
     its limit), then the outputs wait in the outbox and `/readyz` and `handoff_outbox_stuck`
     name the partition and the row; and once the broker takes them, they all come out, in
     the order they were decided, and the service is ready again."""
-    made: list[pipeline.Pipeline] = []
-    init = pipeline.Pipeline.__init__
-
-    def remember(self: pipeline.Pipeline, *args: object, **kwargs: object) -> None:
-        init(self, *args, **kwargs)  # type: ignore[arg-type]
-        made.append(self)
-
-    monkeypatch.setattr(pipeline.Pipeline, "__init__", remember)
     port = free_port()
     settings = settings_for(
         kafka_bootstrap, fresh_database, f"refused{secrets.token_hex(3)}.", http_port=port
