@@ -36,8 +36,13 @@ def event(
     )
 
 
-def user(user_id: str, max_open: int | None = None, **kw: Any) -> Envelope:
-    return event("user.upserted", {"user_id": user_id, "max_open_contacts": max_open}, **kw)
+def user(
+    user_id: str, max_open: int | None = None, skills: list[str] | None = None, **kw: Any
+) -> Envelope:
+    data: dict[str, Any] = {"user_id": user_id, "max_open_contacts": max_open}
+    if skills is not None:
+        data["skills"] = skills
+    return event("user.upserted", data, **kw)
 
 
 def presence(user_id: str, status: str = "online", **kw: Any) -> Envelope:
@@ -55,8 +60,10 @@ def workflow(
     source: list[str] | None = None,
     once_per_contact: bool = False,
     ws: str = WS,
+    trigger_options: dict[str, Any] | None = None,
     **kw: Any,
 ) -> Envelope:
+    """`trigger_options`: more of the trigger (`status`, `after` of assignee_unavailable)."""
     definition = {
         "id": id,
         "workspace_id": ws,
@@ -65,6 +72,7 @@ def workflow(
             "type": trigger,
             **({"source": source} if source else {}),
             **({"once_per_contact": True} if once_per_contact else {}),
+            **(trigger_options or {}),
         },
         "steps": [{"id": f"s{i}", **s} for i, s in enumerate(steps, 1)],
     }

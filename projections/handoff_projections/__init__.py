@@ -4,6 +4,9 @@ Each module folds one concern into one or two tables of a `WorkspaceView` and sa
 it changed, so the app writes back only those (in the same transaction as the events). They
 run in the order below: `open_contacts` reads assignees and open conversations as they were
 *before* the event, so it goes first.
+
+The view's indexes (`handoff.core.pools`, `handoff.core.queue_lines`) follow the rows each
+event changed, once all its folds have run.
 """
 
 from collections.abc import Iterable
@@ -15,6 +18,7 @@ from handoff_projections import (
     assignees,
     contacts,
     conversations,
+    last_assignment,
     open_contacts,
     presence,
     queue,
@@ -51,6 +55,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     teams,
     contacts,
     assignees,
+    last_assignment,
     conversations,
     rr_cursors,
     workflows,
@@ -75,4 +80,5 @@ def evolve(view: WorkspaceView, event: Envelope) -> set[Changed]:
     changed: set[Changed] = set()
     for projection in folds:
         changed.update(projection.evolve(view, event))
+    view.follow(changed)
     return changed

@@ -36,9 +36,12 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
                     status="open",
                     contact_id=d.contact_id,
                     channel=old.channel if d.channel is None else d.channel,
+                    opened_at=event.time,
                 )
                 if old
-                else Conversation(contact_id=d.contact_id, status="open", channel=d.channel)
+                else Conversation(
+                    contact_id=d.contact_id, status="open", channel=d.channel, opened_at=event.time
+                )
             )
             yield "conversations", d.conversation_id
             yield from _open(view, d.contact_id, d.conversation_id, True)

@@ -1,9 +1,10 @@
-"""The assignment queue: an entry per waiting run, ordered by when it was queued.
+"""The assignment queue: an entry per waiting run, with its priority and when it was queued.
 
 An entry leaves when its run is served (assigned), fails, moves to another step or ends.
 """
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from handoff.core.envelope import Envelope
 from handoff.core.events import (
@@ -11,6 +12,7 @@ from handoff.core.events import (
     AssignmentQueued,
     ContactAssigned,
     RunEnded,
+    SkillsRelaxed,
     StepEntered,
 )
 from handoff.core.ids import RunId
@@ -23,6 +25,7 @@ HANDLES = frozenset(
         "assignment.failed",
         "run.step_entered",
         "run.ended",
+        "run.skills_relaxed",
     }
 )
 TABLES = ("queue",)
@@ -41,8 +44,14 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
                 max_open_contacts=d.max_open_contacts,
                 workflow=d.workflow,
                 queued_at=event.time,
+                priority=d.priority,
+                skills=tuple(d.skills),
+                prefer=d.prefer,
             )
             yield "queue", d.workflow.run_id
+        case SkillsRelaxed(data=d) if entry := view.queue.get(d.run_id):
+            view.queue[d.run_id] = replace(entry, relaxed=True)
+            yield "queue", d.run_id
         case ContactAssigned(data=d) | AssignmentFailed(data=d) if d.workflow is not None:
             yield from _leave(view, d.workflow.run_id)
         case StepEntered(data=d) | RunEnded(data=d):

@@ -26,7 +26,7 @@ from handoff.core.view import WorkspaceView, contact_workflow_key
 
 __all__ = ["CONTACT_TABLES", "contact_rows", "evict", "named", "pinned", "wanted"]
 
-CONTACT_TABLES = ("contacts", "assignees", "contact_workflows", "conversations")
+CONTACT_TABLES = ("contacts", "assignees", "last_assignees", "contact_workflows", "conversations")
 """The tables whose rows belong to one contact or conversation; the others are the
 workspace's own (users, teams, workflows, cursors) or live only while something is open."""
 
@@ -52,7 +52,7 @@ def evict(view: WorkspaceView) -> set[ContactId]:
     """Drop the rows of contacts and conversations that are not pinned; returns the pinned
     contacts, the only ones whose rows may still be whole in memory."""
     contacts, conversations = pinned(view)
-    for table in (view.contacts, view.assignees):
+    for table in (view.contacts, view.assignees, view.last_assignees):
         for contact_id in [c for c in table if c not in contacts]:
             del table[contact_id]
     kept = {contact_workflow_key(w, c) for w in view.workflows for c in contacts}
@@ -68,7 +68,9 @@ def wanted(
 ) -> list[tuple[str, str]]:
     """The (table, key) rows to read back so that these contacts' and conversations' rows
     are whole in the view."""
-    keys: list[tuple[str, str]] = [(t, c) for c in contacts for t in ("contacts", "assignees")]
+    keys: list[tuple[str, str]] = [
+        (t, c) for c in contacts for t in ("contacts", "assignees", "last_assignees")
+    ]
     keys += [
         ("contact_workflows", contact_workflow_key(w, c)) for c in contacts for w in view.workflows
     ]

@@ -33,3 +33,4 @@ def dump_row(table: str, value: Any) -> bytes:
 def load_row(view: WorkspaceView, table: str, key: str, raw: str | bytes) -> None:
     rows: dict[str, Any] = getattr(view, table)
     rows[key] = _ADAPTERS[table].validate_json(raw, context=AS_STORED)
+    view.follow([(table, key)])

@@ -34,7 +34,12 @@ HANDLES = frozenset(
 )
 TABLES = ("runs", "contact_workflows")
 
-_STATUS_OF_WAIT: dict[str, RunStatus] = {"wait": "waiting", "question": "asking", "queue": "queued"}
+_STATUS_OF_WAIT: dict[str, RunStatus] = {
+    "wait": "waiting",
+    "question": "asking",
+    "queue": "queued",
+    "relax": "queued",
+}
 
 
 def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:

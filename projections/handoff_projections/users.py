@@ -1,4 +1,4 @@
-"""Users and their capacity (`max_open_contacts`; absent means unlimited)."""
+"""Users, their capacity (`max_open_contacts`; absent means unlimited) and skills (v1.1)."""
 
 from collections.abc import Iterator
 
@@ -13,7 +13,8 @@ TABLES = ("users",)
 def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
     match event:
         case UserUpserted(data=d):
-            view.users[d.user_id] = User(name=d.name, max_open_contacts=d.max_open_contacts)
+            skills = tuple(dict.fromkeys(d.skills or ()))
+            view.users[d.user_id] = User(d.name, d.max_open_contacts, skills)
             yield "users", d.user_id
         case UserRemoved(data=d) if d.user_id in view.users:
             del view.users[d.user_id]

@@ -34,7 +34,9 @@ def test_round_robin_skips_an_offline_member_and_explains_why() -> None:
     assert assigned.data.explanation.cursor_before == "ann"
     assert assigned.data.explanation.cursor_after == "cid"
     bob = assigned.data.explanation.candidates[1]
-    assert (bob.user_id, bob.eligible, bob.reason) == ("bob", False, "not online (offline)")
+    assert (bob.user_id, bob.eligible, bob.reason) == ("bob", False, "offline")
+    assert assigned.data.explanation.passed_over == 1
+    assert assigned.data.explanation.ineligible == {"offline": 1}
     assert assigned.causationid == outcome.decisions[0].causationid
 
 
@@ -143,8 +145,13 @@ def test_user_and_step_capacity_limits_make_members_ineligible() -> None:
     )
     # ann: c1 (at her limit of 1); bob: c2, c3 (at the step's limit of 2).
     (queued,) = outcome.of_type("assignment.queued")
-    reasons = [c.reason for c in queued.data.explanation.candidates]  # type: ignore[attr-defined]
-    assert reasons == ["at the user's limit (1/1)", "at the step's limit (2/2)"]
+    explanation = queued.data.explanation  # type: ignore[attr-defined]
+    assert [(c.user_id, c.reason) for c in explanation.candidates] == [
+        ("ann", "at capacity"),
+        ("bob", "at the step's limit"),
+    ]
+    assert explanation.ineligible == {"at capacity": 1, "at the step's limit": 1}
+    assert (explanation.eligible, explanation.truncated) == (0, False)
 
 
 def test_unassign_step_removes_the_assignee() -> None:

@@ -284,7 +284,66 @@ CASES: list[Any] = [
         ],
         id="two-document-problems-two-lines",
     ),
+    # v1.1: skills, prefer, relax_skills_after, priority; the assignee_unavailable trigger
+    pytest.param(
+        put("steps[1].skills", ["es"]),
+        [("steps[1]", ("skills: only for a team_id or workspace target",))],
+        id="skills-on-a-user-target",
+    ),
+    pytest.param(
+        put(f"{_BRANCH}.steps[0].relax_skills_after", "2m"),
+        [(f"{_BRANCH}.steps[0]", ("relax_skills_after needs skills",))],
+        id="relax-without-skills",
+    ),
+    pytest.param(
+        put(f"{_BRANCH}.steps[0].skills", ["es", {"contact_field": ""}, {"field": "x"}]),
+        [
+            (f"{_BRANCH}.steps[0].skills[1].contact_field", ("at least 1 character",)),
+            (f"{_BRANCH}.steps[0].skills[2].contact_field", ("Field required",)),
+            (f"{_BRANCH}.steps[0].skills[2].field", ("Extra inputs",)),
+        ],
+        id="malformed-skills",
+    ),
+    pytest.param(
+        put(f"{_BRANCH}.steps[0].prefer", "last_agent"),
+        [(f"{_BRANCH}.steps[0].prefer", ("last_assignee",))],
+        id="unknown-prefer",
+    ),
+    pytest.param(
+        put(f"{_BRANCH}.steps[0].logic", "random"),
+        [(f"{_BRANCH}.steps[0].logic", ("longest_idle",))],
+        id="unknown-logic",
+    ),
+    pytest.param(
+        put(f"{_BRANCH}.steps[0].priority", 10**9),
+        [(f"{_BRANCH}.steps[0].priority", ("less than or equal to 1000000",))],
+        id="priority-out-of-range",
+    ),
+    pytest.param(
+        put("trigger", {"type": "conversation_opened", "after": "5m"}),
+        [("trigger", ("after: only for an assignee_unavailable trigger",))],
+        id="after-on-another-trigger",
+    ),
+    pytest.param(
+        put("trigger", {"type": "assignee_unavailable", "status": ["online"]}),
+        [("trigger.status[0]", ("'away'", "'offline'"))],
+        id="unavailable-status-online",
+    ),
 ]
+
+
+def test_v11_options_are_valid_where_they_belong() -> None:
+    doc = base()
+    doc["trigger"] = {"type": "assignee_unavailable", "status": ["away", "offline"], "after": "5m"}
+    doc["steps"][3]["branches"][0]["steps"][0].update(
+        logic="longest_idle",
+        prefer="last_assignee",
+        skills=["billing", {"contact_field": "language"}],
+        relax_skills_after="2m",
+        priority=10,
+    )
+    workflow = Workflow.model_validate(doc)
+    assert workflow.trigger.unavailable_status == {"away", "offline"}
 
 
 @pytest.mark.parametrize(("edit", "expected"), CASES)

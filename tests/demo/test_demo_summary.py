@@ -4,6 +4,7 @@ A handmade day on a simple clock (x60: a wall second is a simulated minute), the
 simulated day decided by the pure core, to see the generator and the summary agree with it.
 """
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
@@ -56,7 +57,10 @@ def out(type_: str, minute: float, cause: str, **data: Any) -> Event:
 
 
 def candidates(*reasons: tuple[str, str | None]) -> dict[str, Any]:
+    """An explanation as the core writes it: the candidates, and their reasons counted."""
+    counted = Counter(r for _, r in reasons if r is not None)
     return {
+        "ineligible": dict(counted),
         "candidates": [
             {
                 "user_id": u,
@@ -66,7 +70,7 @@ def candidates(*reasons: tuple[str, str | None]) -> dict[str, Any]:
                 "reason": r,
             }
             for u, r in reasons
-        ]
+        ],
     }
 
 
@@ -112,8 +116,8 @@ def test_a_small_day_comes_to_the_expected_rows() -> None:
         o5,
         c5,
     ]
-    full = candidates(("ann", "at the user's limit (1/1)"), ("bob", "at the step's limit (1/1)"))
-    nobody = candidates(("ann", "not online (offline)"), ("bob", "not online (offline)"))
+    full = candidates(("ann", "at capacity"), ("bob", "at the step's limit"))
+    nobody = candidates(("ann", "offline"), ("bob", "offline"))
     outputs = [
         assigned(10, o1["id"], "c1", "cv-1", "ann"),
         out("message.requested", 10, o1["id"], contact_id="c1", conversation_id="cv-1", text="Hi"),
@@ -251,13 +255,12 @@ def test_routing_tells_a_move_from_a_first_routing() -> None:
 
 
 def test_queue_reasons_in_a_few_words() -> None:
-    assert queue_reason(candidates(("a", "not online (away)"), ("b", "not online (offline)"))) == (
-        "nobody online"
+    assert queue_reason(candidates(("a", "away"), ("b", "offline"))) == "nobody online"
+    assert queue_reason(candidates(("a", "at capacity"))) == "all at capacity"
+    assert queue_reason(candidates(("a", "missing skill es"))) == "nobody with the skills"
+    assert queue_reason(candidates(("a", "at the step's limit"), ("b", "away"))) == (
+        "offline or at capacity"
     )
-    assert queue_reason(candidates(("a", "at the user's limit (3/3)"))) == "all at capacity"
-    assert queue_reason(
-        candidates(("a", "at the step's limit (2/2)"), ("b", "not online (away)"))
-    ) == ("offline or at capacity")
     assert queue_reason({"candidates": []}) == "no members"
 
 

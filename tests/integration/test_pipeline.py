@@ -62,8 +62,15 @@ async def test_round_robin_skips_an_offline_member(stack: Stack) -> None:
         ("contact.assigned", "c2", "cid"),
         ("contact.assigned", "c3", "ann"),
     ]
-    first = of_workspace(outs, ws, "contact.assigned")[0]
-    assert first["data"]["explanation"]["candidates"][1]["reason"] == "not online (away)"
+    first, second = of_workspace(outs, ws, "contact.assigned")[:2]
+    # c2 went past bob (away): the explanation lists him, passed over, with the reason
+    assert [
+        (c["user_id"], c.get("reason")) for c in second["data"]["explanation"]["candidates"]
+    ] == [
+        ("cid", None),
+        ("bob", "away"),
+    ]
+    assert second["data"]["explanation"]["passed_over"] == 1
     assert first["causationid"] == of_workspace(outs, ws, "message.requested")[0]["causationid"]
     comments = of_workspace(outs, ws, "comment.created")
     assert [c["data"]["mentions"] for c in comments] == [["ann"], ["cid"], ["ann"]]

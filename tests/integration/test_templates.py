@@ -265,11 +265,11 @@ async def test_round_robin_online_welcome(stack: Stack) -> None:
         ("c3", "ann", "support", "round_robin"),
     ]
     assert _said(outs, ws) == [("c1", WELCOME), ("c2", WELCOME), ("c3", WELCOME)]
-    first = of_workspace(outs, ws, "contact.assigned")[0]["data"]
+    first, second = [o["data"] for o in of_workspace(outs, ws, "contact.assigned")[:2]]
     assert first["only_online"] is True
     assert first["workflow"]["id"] == "round-robin-online-welcome"
-    reasons = {c["user_id"]: c.get("reason") for c in first["explanation"]["candidates"]}
-    assert reasons["bob"] == "not online (away)"
+    reasons = {c["user_id"]: c.get("reason") for c in second["explanation"]["candidates"]}
+    assert reasons == {"cid": None, "bob": "away"}  # c2 passed over bob
 
 
 @integration
@@ -297,12 +297,14 @@ async def test_least_open_contacts_online(stack: Stack) -> None:
         ("c3", "bob", "support", "least_open_contacts"),
     ]
     assert _said(outs, ws) == [("c1", WELCOME), ("c2", WELCOME), ("c3", WELCOME)]
-    last = of_workspace(outs, ws, "contact.assigned")[-1]["data"]["explanation"]["candidates"]
-    assert [(c["user_id"], c["open_contacts"], c["eligible"]) for c in last] == [
-        ("ann", 2, True),
+    # the assignee, then the eligible members that came closest (cid, offline, is in no pool
+    # an online-only step walks: the decision never looks at him)
+    last = of_workspace(outs, ws, "contact.assigned")[-1]["data"]["explanation"]
+    assert [(c["user_id"], c["open_contacts"], c["eligible"]) for c in last["candidates"]] == [
         ("bob", 1, True),
-        ("cid", 0, False),
+        ("ann", 2, True),
     ]
+    assert (last["considered"], last["eligible"], last["truncated"]) == (2, 2, False)
 
 
 async def _reassign_scenario(stack: Stack, ws: str, reply: bool) -> None:
@@ -494,9 +496,7 @@ async def test_shifts_saturday_away_message_then_the_morning_team_queue(stack: S
     (queued,) = of_workspace(outs, ws, "assignment.queued")
     assert queued["data"]["team_id"] == "morning"
     assert queued["data"]["workflow"]["step_id"] == "assign-morning"
-    assert [c["reason"] for c in queued["data"]["explanation"]["candidates"]] == [
-        "not online (offline)"
-    ]
+    assert [c["reason"] for c in queued["data"]["explanation"]["candidates"]] == ["offline"]
     assert [text for _, text in _said(outs, ws)] == [
         WELCOME,
         "We are away right now (our hours: Monday to Friday, around the clock). "

@@ -29,6 +29,9 @@ class DecisionContext:
         self._open_delta: dict[UserId, int] = {}
         self._cursors: dict[str, UserId] = {}
         self._assignees: dict[ContactId, UserId | None] = {}
+        self._assigned_now: dict[UserId, int] = {}
+        """User -> the place of their latest assignment in this decision (1, 2, ...)."""
+        self._last_assignees: dict[ContactId, UserId] = {}
         self._variables: dict[RunId, dict[str, str]] = {}
         self._jumps: dict[tuple[RunId, str], int] = {}
         self.resumed: set[RunId] = set()
@@ -48,6 +51,8 @@ class DecisionContext:
         self.events.append(event)
         if isinstance(event, ContactAssigned):
             self._reassign(event.data.contact_id, event.data.assignee_id)
+            self._assigned_now[event.data.assignee_id] = len(self._assigned_now) + 1
+            self._last_assignees[event.data.contact_id] = event.data.assignee_id
             if event.data.strategy != "specific_user":
                 cursor_key = event.data.team_id or WORKSPACE_CURSOR
                 self._cursors[cursor_key] = event.data.assignee_id
@@ -82,8 +87,28 @@ class DecisionContext:
             return self._assignees[contact_id]
         return self.view.assignees.get(contact_id)
 
+    def last_assignee(self, contact_id: ContactId) -> UserId | None:
+        """The contact's most recent assignee, kept across closes and unassignments."""
+        last = self._last_assignees.get(contact_id)
+        return last if last is not None else self.view.last_assignees.get(contact_id)
+
     def open_contacts(self, user_id: UserId) -> int:
         return self.view.open_contacts.get(user_id, 0) + self._open_delta.get(user_id, 0)
+
+    def idle(self, user_id: UserId) -> int:
+        """Where the user's last assignment stands in the log (0: never): one made by this
+        decision comes after every logged one, in the order made."""
+        now = self._assigned_now.get(user_id)
+        if now is not None:
+            return self.view.version + now
+        last = self.view.last_assigned.get(user_id)
+        return last.seq if last is not None else 0
+
+    def touched(self) -> set[UserId]:
+        """Users this decision assigned or relieved: the routing index (folded only after
+        the decision) does not have their open contacts or idle time right, so routing
+        looks at them apart."""
+        return self._open_delta.keys() | self._assigned_now.keys()
 
     def variables(self, run_id: RunId, run: Run) -> dict[str, str]:
         return {**run.variables, **self._variables.get(run_id, {})}

@@ -9,14 +9,16 @@ from the input's own `time`, which a replay has too.
 
 from datetime import datetime
 
-from handoff.core import queue, run
+from handoff.core import queue, run, unavailable
 from handoff.core.context import DecisionContext
 from handoff.core.envelope import Envelope, OutputEnvelope
+from handoff.core.ids import ContactId
 from handoff.core.inputs import (
     ContactAssigneeChanged,
     ConversationClosed,
     ConversationOpened,
     MessageReceived,
+    UserPresenceChanged,
 )
 from handoff.core.run_ref import Goto
 from handoff.core.steps import ask_question, assign_to
@@ -46,7 +48,7 @@ def decide(view: WorkspaceView, event: Envelope, now: datetime) -> list[OutputEn
         case ConversationOpened():
             _start_runs(ctx, event)
         case ConversationClosed(data=data):
-            queue.leave_closed(ctx, data.conversation_id)
+            queue.leave_closed(ctx, data.contact_id, data.conversation_id)
             _cancel_waiting_runs_of(ctx, data.conversation_id)
             _start_runs(ctx, event)
         case MessageReceived(data=data):
@@ -55,6 +57,8 @@ def decide(view: WorkspaceView, event: Envelope, now: datetime) -> list[OutputEn
             _wake(ctx, event)
         case ContactAssigneeChanged(data=data) if data.assignee_id is not None:
             _resume_queued_runs_of(ctx, data.contact_id)
+        case UserPresenceChanged(data=data):
+            unavailable.presence_changed(ctx, data.user_id, data.status)
         case _:
             pass
     if view.queue and event.type in _MAY_FREE_AN_AGENT:
@@ -68,11 +72,7 @@ def _start_runs(ctx: DecisionContext, event: ConversationOpened | ConversationCl
         "conversation_opened" if isinstance(event, ConversationOpened) else ("conversation_closed")
     )
     contact_id = event.data.contact_id
-    active = {
-        (r.workflow_id, r.contact_id)
-        for run_id, r in ctx.view.runs.items()
-        if run_id not in ctx.resumed
-    }
+    active = run.active(ctx)
     for workflow_id in sorted(ctx.view.workflows):
         published = ctx.view.workflows[workflow_id]
         workflow = ctx.view.workflow(workflow_id, published.version)
@@ -114,6 +114,9 @@ def _answer(ctx: DecisionContext, conversation_id: str, text: str) -> None:
 
 def _wake(ctx: DecisionContext, timer: TimerElapsed) -> None:
     """A timer fell due. It counts only if the run is still where the timer was set."""
+    if timer.data.kind == "unavailable":
+        unavailable.watch_elapsed(ctx, timer)
+        return
     r = ctx.view.runs.get(timer.data.run_id)
     if r is None or r.step_id != timer.data.step_id:
         return
@@ -126,13 +129,16 @@ def _wake(ctx: DecisionContext, timer: TimerElapsed) -> None:
         case "question" if r.status == "asking" and isinstance(step, AskQuestion):
             run.go(ctx, ref, ask_question.fail(step, ref).step_id)
         case "queue" if r.status == "queued" and isinstance(step, AssignTo):
-            run.go(ctx, ref, assign_to.time_out(step, ref, ctx).step_id)
+            request = assign_to.Request.of_entry(ctx.view.queue[timer.data.run_id])
+            run.go(ctx, ref, assign_to.time_out(step, ref, ctx, request).step_id)
+        case "relax" if r.status == "queued" and isinstance(step, AssignTo):
+            if assign_to.relax(step, ref, ctx) == "next":
+                run.resume(ctx, ref)
         case _:
             pass
 
 
-def _resume_queued_runs_of(ctx: DecisionContext, contact_id: str) -> None:
+def _resume_queued_runs_of(ctx: DecisionContext, contact_id: ContactId) -> None:
     """Someone in the inbox took the contact: its queued assignment is served, runs go on."""
-    for run_id, entry in sorted(ctx.view.queue.items(), key=lambda item: item[1].position):
-        if entry.contact_id == contact_id:
-            run.resume(ctx, run.ref_of(ctx, run_id))
+    for run_id in queue.waiting_of(ctx, contact_id):
+        run.resume(ctx, run.ref_of(ctx, run_id))

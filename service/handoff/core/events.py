@@ -28,17 +28,25 @@ __all__ = [
     "Explanation",
     "FailureReason",
     "Jumped",
+    "Logic",
     "MessageRequested",
     "QuestionAsked",
     "RunEnded",
     "RunStarted",
     "RunWaiting",
+    "SkillsRelaxed",
     "StepEntered",
     "Strategy",
+    "WatchEnded",
+    "WatchStarted",
     "WorkflowRef",
 ]
 
-Strategy = Literal["round_robin", "least_open_contacts", "specific_user"]
+Logic = Literal["round_robin", "least_open_contacts", "longest_idle"]
+"""How a team or workspace step picks among eligible members."""
+Strategy = Literal[
+    "round_robin", "least_open_contacts", "longest_idle", "last_assignee", "specific_user"
+]
 FailureReason = Literal[
     "timeout", "team_empty", "unknown_team", "unknown_user", "conversation_closed"
 ]
@@ -61,14 +69,31 @@ class Candidate(_Data):
     open_contacts: int
     eligible: bool
     reason: str | None = None
+    last_assigned_at: datetime | None = Field(default=None, exclude_if=lambda at: at is None)
+    """Longest idle (v1.1): when the member was last assigned (absent: never)."""
+
+
+MAX_CANDIDATES = 20
+"""Candidates an explanation lists at most (contract v1.1), whatever the size of the team."""
 
 
 class Explanation(_Data):
-    """Why a routing decision came out as it did: every candidate looked at, and the cursor."""
+    """Why a routing decision came out as it did: the members it examined, bounded (v1.1).
+
+    `candidates` lists at most `MAX_CANDIDATES`; the counts say how many the decision
+    examined (`considered`), how many of them were eligible and why the others were not.
+    Explanations logged before v1.1 listed every member and lack the counts (their defaults).
+    """
 
     candidates: list[Candidate]
     cursor_before: UserId | None = None
     cursor_after: UserId | None = None
+    considered: int = 0
+    eligible: int = 0
+    ineligible: dict[str, int] = {}
+    passed_over: int | None = Field(default=None, exclude_if=lambda n: n is None)
+    """Round robin: members between the cursor and the assignee in team order."""
+    truncated: bool = False
 
 
 class ContactAssignedData(_Data):
@@ -101,17 +126,22 @@ class ContactUnassigned(OutputEnvelope):
 
 
 class AssignmentQueuedData(_Data):
-    """The queue entry. `strategy`, `only_online` and `max_open_contacts` extend the contract:
-    they are the request the queue retries, and downstream may show them."""
+    """The queue entry. `strategy`, `only_online`, `max_open_contacts`, `skills` (as resolved
+    for this contact), `relax_skills_at` and `prefer` extend the contract: they are the
+    request the queue retries, and downstream may show them."""
 
     contact_id: ContactId
     conversation_id: ConversationId
     team_id: TeamId | None
-    strategy: Strategy
+    strategy: Logic
     only_online: bool
     max_open_contacts: int | None = None
     explanation: Explanation
     workflow: WorkflowRef | None = None
+    priority: int = 0
+    skills: list[str] = []
+    relax_skills_at: datetime | None = None
+    prefer: Literal["last_assignee"] | None = None
 
 
 class AssignmentQueued(OutputEnvelope):
@@ -185,7 +215,8 @@ class StepEntered(OutputEnvelope):
 
 class RunWaitingData(_Data):
     """The run waits until `until` (a durable timer) for: the end of a `wait`, an answer
-    (`question`), or an agent (`queue`, the assignment's timeout)."""
+    (`question`), or an agent (`queue`, the assignment's timeout; `relax`, the time its
+    skills relax)."""
 
     run_id: RunId
     step_id: str
@@ -196,6 +227,44 @@ class RunWaitingData(_Data):
 class RunWaiting(OutputEnvelope):
     type: Literal["run.waiting"] = "run.waiting"
     data: RunWaitingData
+
+
+class SkillsRelaxedData(_Data):
+    """A queued contact has waited `relax_skills_after`: it no longer requires the skills."""
+
+    run_id: RunId
+    step_id: str
+
+
+class SkillsRelaxed(OutputEnvelope):
+    type: Literal["run.skills_relaxed"] = "run.skills_relaxed"
+    data: SkillsRelaxedData
+
+
+class WatchStartedData(_Data):
+    """A user went to a status an `assignee_unavailable` trigger waits `after` on: its
+    timer runs until `until` (cancelled by `presence.watch_ended`)."""
+
+    user_id: UserId
+    workflow_id: WorkflowId
+    until: datetime
+
+
+class WatchStarted(OutputEnvelope):
+    type: Literal["presence.watch_started"] = "presence.watch_started"
+    data: WatchStartedData
+
+
+class WatchEndedData(_Data):
+    """The user came back (or left the trigger's statuses) before the timer ran out."""
+
+    user_id: UserId
+    workflow_id: WorkflowId
+
+
+class WatchEnded(OutputEnvelope):
+    type: Literal["presence.watch_ended"] = "presence.watch_ended"
+    data: WatchEndedData
 
 
 class QuestionAskedData(_Data):
@@ -252,6 +321,9 @@ Decision = Annotated[
     | RunStarted
     | StepEntered
     | RunWaiting
+    | SkillsRelaxed
+    | WatchStarted
+    | WatchEnded
     | QuestionAsked
     | Answered
     | Jumped

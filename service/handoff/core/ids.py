@@ -5,8 +5,10 @@ what lets a re-sent output carry the id it had the first time, so consumers can 
 """
 
 from hashlib import sha1
-from typing import NewType
+from typing import Annotated, NewType
 from uuid import NAMESPACE_URL, uuid5
+
+from pydantic import Field
 
 WorkspaceId = NewType("WorkspaceId", str)
 UserId = NewType("UserId", str)
@@ -16,6 +18,11 @@ ConversationId = NewType("ConversationId", str)
 WorkflowId = NewType("WorkflowId", str)
 RunId = NewType("RunId", str)
 
+MAX_SKILLS = 100
+"""Skills one user holds or one step requires, at most."""
+Skill = Annotated[str, Field(min_length=1, max_length=100)]
+"""A skill (v1.1): a language, a product, a tier; compared as written."""
+
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://handoff.dev/ids")
 _PREFIX = _NAMESPACE.bytes
 _VERSION_BITS = ~(0xF000 << 64 | 0xC000 << 48)
@@ -23,9 +30,11 @@ _VERSION_5 = 0x5000 << 64 | 0x8000 << 48
 """Version 5 and the RFC 4122 variant, in the places `uuid.UUID(..., version=5)` puts them."""
 
 __all__ = [
+    "MAX_SKILLS",
     "ContactId",
     "ConversationId",
     "RunId",
+    "Skill",
     "TeamId",
     "UserId",
     "WorkflowId",

@@ -10,7 +10,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from handoff.core.envelope import Envelope
-from handoff.core.ids import ContactId, ConversationId, TeamId, UserId, WorkflowId
+from handoff.core.ids import (
+    MAX_SKILLS,
+    ContactId,
+    ConversationId,
+    Skill,
+    TeamId,
+    UserId,
+    WorkflowId,
+)
 from handoff.core.workflow import Workflow
 
 __all__ = [
@@ -141,6 +149,8 @@ class UserUpsertedData(_Data):
     user_id: UserId = Field(min_length=1)
     name: str | None = None
     max_open_contacts: int | None = Field(default=None, ge=0)
+    skills: list[Skill] | None = Field(default=None, max_length=MAX_SKILLS)
+    """v1.1: what the user can take (`assign_to.skills`); absent means none."""
 
 
 class UserUpserted(Envelope):

@@ -22,9 +22,19 @@ from handoff.core.steps import STEPS
 from handoff.core.view import Run
 from handoff.core.workflow import Workflow
 
-__all__ = ["STEP_BUDGET", "end", "go", "resume", "start"]
+__all__ = ["STEP_BUDGET", "active", "end", "go", "resume", "start"]
 
 STEP_BUDGET = 500
+
+
+def active(ctx: DecisionContext) -> set[tuple[str, ContactId]]:
+    """(workflow id, contact id) of every run still going: a contact in an active run of a
+    workflow does not enter it again."""
+    return {
+        (r.workflow_id, r.contact_id)
+        for run_id, r in ctx.view.runs.items()
+        if run_id not in ctx.resumed
+    }
 
 
 def start(
@@ -34,7 +44,10 @@ def start(
     contact_id: ContactId,
     conversation_id: ConversationId,
 ) -> None:
-    run_id = RunId(ctx.derive_id("run", workflow.id))
+    # One cause starts one run of a workflow, except a user's going away, which starts one
+    # per contact of theirs: those are told apart by the contact.
+    per_contact = (contact_id,) if workflow.trigger.type == "assignee_unavailable" else ()
+    run_id = RunId(ctx.derive_id("run", workflow.id, *per_contact))
     data = RunStartedData(
         run_id=run_id,
         workflow_id=workflow.id,

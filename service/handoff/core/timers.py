@@ -13,10 +13,16 @@ from pydantic import BaseModel, ConfigDict
 from handoff.core.envelope import Envelope
 from handoff.core.ids import RunId, derive_id
 
-__all__ = ["TIMER_SOURCE", "TimerElapsed", "TimerKind", "elapsed"]
+__all__ = ["TIMER_SOURCE", "TimerElapsed", "TimerKind", "elapsed", "watch_key"]
 
-TimerKind = Literal["wait", "question", "queue"]
+TimerKind = Literal["wait", "question", "queue", "relax", "unavailable"]
 TIMER_SOURCE = "/handoff/timers"
+
+
+def watch_key(workflow_id: str, user_id: str) -> RunId:
+    """The timer key of an `assignee_unavailable` watch: one per (workflow, user), kept with
+    the runs' timers (`TimerElapsed.run_id` is this key, `step_id` the workflow id)."""
+    return RunId(f"unavailable/{workflow_id}/{user_id}")
 
 
 class TimerElapsedData(BaseModel):

@@ -8,12 +8,15 @@ fraction of a pydantic model's memory and time to make or change. They are made 
 validated events; `handoff_projections.rows` validates what is read from the database.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from handoff.core.events import Strategy, WorkflowRef
+from handoff.core.events import Logic, WorkflowRef
 from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
+from handoff.core.pools import Pools
+from handoff.core.queue_lines import QueueLines
 from handoff.core.timers import TimerKind
 from handoff.core.workflow import Workflow
 
@@ -21,6 +24,7 @@ __all__ = [
     "WORKSPACE_CURSOR",
     "Contact",
     "Conversation",
+    "LastAssignment",
     "PublishedWorkflow",
     "QueueEntry",
     "Run",
@@ -48,6 +52,16 @@ WORKSPACE_CURSOR = ""
 class User:
     name: str | None = None
     max_open_contacts: int | None = None
+    skills: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LastAssignment:
+    """A user's most recent assignment, by handoff or in the inbox: `seq` is its place in
+    the workspace's log, which orders assignments without trusting anyone's clock."""
+
+    seq: int
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,8 @@ class Conversation:
     last_incoming_at: datetime | None = None
     last_outgoing_at: datetime | None = None
     last_incoming_text: str | None = None
+    opened_at: datetime | None = None
+    """When it (last) opened: `assignee_unavailable` runs start oldest conversation first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +96,27 @@ class PublishedWorkflow:
 
 @dataclass(frozen=True, slots=True)
 class QueueEntry:
-    """A contact waiting for an eligible agent; `position` orders the queue (oldest first)."""
+    """A contact waiting for an eligible agent. The queue serves higher `priority` first,
+    then lower `position` (oldest first). `skills` are as resolved for this contact; once
+    `relaxed` it no longer requires them."""
 
     position: int
     contact_id: ContactId
     conversation_id: ConversationId
     team_id: TeamId | None
-    strategy: Strategy
+    strategy: Logic
     only_online: bool
     max_open_contacts: int | None
     workflow: WorkflowRef
     queued_at: datetime
+    priority: int = 0
+    skills: tuple[str, ...] = ()
+    relaxed: bool = False
+    prefer: Literal["last_assignee"] | None = None
+
+    @property
+    def required_skills(self) -> tuple[str, ...]:
+        return () if self.relaxed else self.skills
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +158,12 @@ class WorkspaceView:
     conversations: dict[ConversationId, Conversation] = field(default_factory=dict)
     open_conversations: dict[ContactId, tuple[ConversationId, ...]] = field(default_factory=dict)
     open_contacts: dict[UserId, int] = field(default_factory=dict)
+    assigned_open: dict[UserId, tuple[ContactId, ...]] = field(default_factory=dict)
+    """User -> the contacts assigned to them whose conversation is open (`open_contacts`
+    counts them): who an `assignee_unavailable` trigger starts runs for."""
+    last_assigned: dict[UserId, LastAssignment] = field(default_factory=dict)
+    last_assignees: dict[ContactId, UserId] = field(default_factory=dict)
+    """Contact -> its most recent assignee, kept across closes and unassignments."""
     rr_cursors: dict[str, UserId] = field(default_factory=dict)
     workflows: dict[WorkflowId, PublishedWorkflow] = field(default_factory=dict)
     workflow_versions: dict[str, Workflow] = field(default_factory=dict)
@@ -140,6 +172,33 @@ class WorkspaceView:
     timers: dict[RunId, Timer] = field(default_factory=dict)
     contact_workflows: dict[str, int] = field(default_factory=dict)
     """`workflow_id/contact_id` -> runs started: what `once_per_contact` asks about."""
+    _pools: Pools | None = field(default=None, compare=False, repr=False)
+    _lines: QueueLines | None = field(default=None, compare=False, repr=False)
 
     def workflow(self, workflow_id: str, version: int) -> Workflow:
         return self.workflow_versions[f"{workflow_id}/{version}"]
+
+    def pools(self) -> Pools:
+        """The routing index of this view's rows, built when first asked for."""
+        if self._pools is None:
+            self._pools = Pools.of(self)
+        return self._pools
+
+    def queue_lines(self) -> QueueLines:
+        """The queue's entries by what they wait for, built when first asked for."""
+        if self._lines is None:
+            self._lines = QueueLines.of(self)
+        return self._lines
+
+    def follow(self, changed: Iterable[tuple[str, str]]) -> None:
+        """Keep the indexes built so far in step with rows a fold changed; called by
+        `handoff_projections.evolve` after every event (and by whoever changes rows)."""
+        if self._pools is not None:
+            self._pools.follow(self, changed)
+        if self._lines is not None:
+            self._lines.follow(self, changed)
+
+    def forget_indexes(self) -> None:
+        """Rows were loaded or changed behind the folds' back: build the indexes afresh."""
+        self._pools = None
+        self._lines = None

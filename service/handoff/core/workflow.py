@@ -24,7 +24,7 @@ from pydantic import (
 
 from handoff.core.conditions import Condition
 from handoff.core.durations import Duration
-from handoff.core.ids import TeamId, UserId, WorkflowId
+from handoff.core.ids import MAX_SKILLS, Skill, TeamId, UserId, WorkflowId
 
 __all__ = [
     "MAX_CONDITION_DEPTH",
@@ -34,6 +34,7 @@ __all__ = [
     "AssignTo",
     "Branch",
     "BranchStep",
+    "ContactFieldSkill",
     "Jump",
     "SendMessage",
     "Step",
@@ -69,11 +70,34 @@ class SendMessage(_Doc):
     options: list[str] | None = None
 
 
+class ContactFieldSkill(_Doc):
+    """A required skill read from the contact: the value of this field (a language, say)."""
+
+    contact_field: str = Field(min_length=1, max_length=200)
+
+
+MAX_PRIORITY = 1_000_000
+
+
+def _skill_kind(value: Any) -> str:
+    return "<contact_field>" if isinstance(value, dict | ContactFieldSkill) else "<skill>"
+
+
+RequiredSkill = Annotated[
+    Annotated[Skill, Tag("<skill>")] | Annotated[ContactFieldSkill, Tag("<contact_field>")],
+    Discriminator(_skill_kind),
+]
+"""A skill by name, or `{contact_field: NAME}`: the value of that field of the contact."""
+
+
 class AssignTo(_Doc):
     """Exactly one target: a user, a team, the whole workspace, or nobody (`unassign`).
 
     A team or workspace assignment that finds nobody eligible waits in the queue for at most
     `timeout` (7 days unless set; `0s` fails at once), then takes the `on_timeout` steps.
+    v1.1: `prefer: last_assignee`, `skills` (relaxed after `relax_skills_after` in the
+    queue) and `priority` (the queue serves higher first) belong to team and workspace
+    targets only.
     """
 
     id: StepId
@@ -82,11 +106,15 @@ class AssignTo(_Doc):
     team_id: TeamId | None = None
     workspace: bool = False
     unassign: bool = False
-    logic: Literal["round_robin", "least_open_contacts"] = "round_robin"
+    logic: Literal["round_robin", "least_open_contacts", "longest_idle"] = "round_robin"
     only_online: bool = False
     max_open_contacts: int | None = Field(default=None, ge=1)
     timeout: Duration = "7d"
     on_timeout: list["Step"] = []
+    prefer: Literal["last_assignee"] | None = None
+    skills: list[RequiredSkill] = Field(default=[], max_length=MAX_SKILLS)
+    relax_skills_after: Duration | None = None
+    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
@@ -98,6 +126,18 @@ class AssignTo(_Doc):
         ]
         if sum(targets) != 1:
             raise ValueError("assign_to needs exactly one of user_id, team_id, workspace, unassign")
+        routed = {
+            "prefer": self.prefer is not None,
+            "skills": bool(self.skills),
+            "relax_skills_after": self.relax_skills_after is not None,
+            "priority": self.priority != 0,
+        }
+        if self.team_id is None and not self.workspace:
+            given = [name for name, set_ in routed.items() if set_]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for a team_id or workspace target")
+        if self.relax_skills_after is not None and not self.skills:
+            raise ValueError("relax_skills_after needs skills to relax")
         return self
 
 
@@ -184,9 +224,27 @@ for _model in (AssignTo, Branch, BranchStep, AskQuestion):
 
 
 class Trigger(_Doc):
-    type: Literal["conversation_opened", "conversation_closed"]
+    """What starts a run. v1.1 `assignee_unavailable`: a user's presence went to one of
+    `status` (default offline) and stayed there for `after`; every open contact assigned to
+    them starts a run."""
+
+    type: Literal["conversation_opened", "conversation_closed", "assignee_unavailable"]
     source: list[Literal["contact", "user", "workflow", "api", "broadcast"]] | None = None
     once_per_contact: bool = False
+    status: list[Literal["away", "offline"]] | None = Field(default=None, min_length=1)
+    after: Duration | None = None
+
+    @model_validator(mode="after")
+    def _options_of_its_type(self) -> Self:
+        if self.type != "assignee_unavailable":
+            given = [name for name in ("status", "after") if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only for an assignee_unavailable trigger")
+        return self
+
+    @property
+    def unavailable_status(self) -> frozenset[str]:
+        return frozenset(self.status or ("offline",))
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,16 +193,17 @@ class Routing:
 
 
 def queue_reason(explanation: Mapping[str, Any]) -> str:
-    """Why nobody could take a queued contact, from the candidates' reasons, in a few words."""
-    reasons = [
-        str(c.get("reason") or "") for c in explanation.get("candidates", []) if not c["eligible"]
-    ]
+    """Why nobody could take a queued contact, from the reasons the explanation counts, in a
+    few words."""
+    reasons = set(explanation.get("ineligible") or {})
     if not reasons:
         return "no members"
-    if all(r.startswith("not online") for r in reasons):
+    if reasons <= {"offline", "away"}:
         return "nobody online"
-    if all("limit" in r for r in reasons):
+    if reasons <= {"at capacity", "at the step's limit"}:
         return "all at capacity"
+    if all(r.startswith("missing skill") for r in reasons):
+        return "nobody with the skills"
     return "offline or at capacity"
 
 

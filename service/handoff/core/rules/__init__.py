@@ -1,20 +1,30 @@
-"""Routing rules (the contract's strategies), one module each, all exposing `pick`.
+"""Routing rules (the contract's logics), one module each.
 
-`pick(candidates, cursor)` takes the candidates in the team's member order and returns the
-user to assign, or None when nobody is eligible.
+Each orders a pool of members (`walk`) the way its logic picks them, and says where any one
+member comes in that order (`key`), so a member the index cannot place (one this decision
+already assigned) is compared with the walk's. `handoff.core.rules.choose` drives them.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator
+from typing import Protocol
 
-from handoff.core.events import Candidate
-from handoff.core.ids import UserId
-from handoff.core.rules import least_open_contacts, round_robin
+from handoff.core.context import DecisionContext
+from handoff.core.events import Logic
+from handoff.core.pools import Pool, Rank
+from handoff.core.rules import least_open_contacts, longest_idle, round_robin
+from handoff.core.rules.round_robin import Key
 
 __all__ = ["RULES", "Rule"]
 
-Rule = Callable[[Sequence[Candidate], UserId | None], UserId | None]
 
-RULES: dict[str, Rule] = {
-    "round_robin": round_robin.pick,
-    "least_open_contacts": least_open_contacts.pick,
+class Rule(Protocol):
+    def walk(self, pool: Pool, cursor: Rank | None) -> Iterator[Rank]: ...
+
+    def key(self, ctx: DecisionContext, rank: Rank, cursor: Rank | None) -> Key: ...
+
+
+RULES: dict[Logic, Rule] = {
+    "round_robin": round_robin,
+    "least_open_contacts": least_open_contacts,
+    "longest_idle": longest_idle,
 }

@@ -1,43 +1,53 @@
-"""Who may take a contact (contract: Eligible), with the reason for everyone who may not."""
+"""Who may take a contact (contract: Eligible), with the reason for everyone who may not.
 
-from collections.abc import Iterable
+The reasons are categories, so an explanation can count them (`ineligible`); the numbers
+behind one (open contacts, presence) are on the candidate itself.
+"""
+
+from dataclasses import dataclass
 
 from handoff.core.context import DecisionContext
 from handoff.core.events import Candidate
 from handoff.core.ids import UserId
 
-__all__ = ["candidates"]
+__all__ = ["Need", "candidate"]
 
 
-def candidates(
-    ctx: DecisionContext,
-    members: Iterable[UserId],
-    *,
-    only_online: bool,
-    max_open_contacts: int | None,
-) -> list[Candidate]:
-    return [_candidate(ctx, m, only_online, max_open_contacts) for m in members]
+@dataclass(frozen=True, slots=True)
+class Need:
+    """What a step asks of a member, beyond being in its team."""
+
+    only_online: bool
+    max_open_contacts: int | None
+    skills: tuple[str, ...] = ()
 
 
-def _candidate(
-    ctx: DecisionContext, user_id: UserId, only_online: bool, step_limit: int | None
+def candidate(
+    ctx: DecisionContext, user_id: UserId, need: Need, *, idle: bool = False
 ) -> Candidate:
-    online = ctx.view.presence.get(user_id) == "online"
+    """The member as this decision sees them; `idle` adds when they were last assigned."""
+    presence = ctx.view.presence.get(user_id, "offline")
     open_contacts = ctx.open_contacts(user_id)
     user = ctx.view.users.get(user_id)
     reason: str | None = None
     if user is None:
-        reason = "unknown user (no user.upserted)"
-    elif only_online and not online:
-        reason = f"not online ({ctx.view.presence.get(user_id, 'offline')})"
+        reason = "unknown user"
+    elif need.only_online and presence != "online":
+        reason = presence
     elif user.max_open_contacts is not None and open_contacts >= user.max_open_contacts:
-        reason = f"at the user's limit ({open_contacts}/{user.max_open_contacts})"
-    elif step_limit is not None and open_contacts >= step_limit:
-        reason = f"at the step's limit ({open_contacts}/{step_limit})"
+        reason = "at capacity"
+    elif need.max_open_contacts is not None and open_contacts >= need.max_open_contacts:
+        reason = "at the step's limit"
+    else:
+        missing = next((s for s in need.skills if s not in user.skills), None)
+        if missing is not None:
+            reason = f"missing skill {missing}"
+    last = ctx.view.last_assigned.get(user_id) if idle else None
     return Candidate(
         user_id=user_id,
-        online=online,
+        online=presence == "online",
         open_contacts=open_contacts,
         eligible=reason is None,
         reason=reason,
+        last_assigned_at=last.at if last is not None else None,
     )

@@ -1,17 +1,18 @@
 """Least open contacts: the eligible member with the fewest; ties rotate from the cursor."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator
 
-from handoff.core.events import Candidate
-from handoff.core.ids import UserId
-from handoff.core.rules.round_robin import from_cursor
+from handoff.core.context import DecisionContext
+from handoff.core.pools import Pool, Rank, member
+from handoff.core.rules import ordered
+from handoff.core.rules.round_robin import Key, turn
 
-__all__ = ["pick"]
+__all__ = ["key", "walk"]
 
 
-def pick(candidates: Sequence[Candidate], cursor: UserId | None) -> UserId | None:
-    eligible = [c for c in from_cursor(candidates, cursor) if c.eligible]
-    if not eligible:
-        return None
-    # min() keeps the first of equals, and the list is in turn order: equal loads rotate.
-    return min(eligible, key=lambda c: c.open_contacts).user_id
+def walk(pool: Pool, cursor: Rank | None) -> Iterator[Rank]:
+    return ordered.walk(pool.by_load, cursor)
+
+
+def key(ctx: DecisionContext, rank: Rank, cursor: Rank | None) -> Key:
+    return turn(ctx.open_contacts(member(rank)), rank, cursor)

@@ -1,22 +1,31 @@
-"""Round robin: the first eligible member after the one who got the last assignment."""
+"""Round robin: the first eligible member after the one who got the last assignment.
 
-from collections.abc import Sequence
+A cursor that is no longer a member (removed from the team) starts the turn at the top.
+"""
 
-from handoff.core.events import Candidate
-from handoff.core.ids import UserId
+from collections.abc import Iterator
 
-__all__ = ["from_cursor", "pick"]
+from handoff.core.context import DecisionContext
+from handoff.core.pools import Pool, Rank
 
+__all__ = ["Key", "key", "turn", "walk"]
 
-def from_cursor(candidates: Sequence[Candidate], cursor: UserId | None) -> list[Candidate]:
-    """The members in turn order: those after the cursor, then from the top (wrapping).
-
-    A cursor that is no longer a member (removed from the team) starts the turn at the top.
-    """
-    ids = [c.user_id for c in candidates]
-    start = ids.index(cursor) + 1 if cursor in ids else 0
-    return [*candidates[start:], *candidates[:start]]
+Key = tuple[int, int, Rank]
+"""Where a member comes in a logic's order (lower first): (the logic's number, then the
+turn from the cursor: 0 after it, 1 from the top, then the rank)."""
 
 
-def pick(candidates: Sequence[Candidate], cursor: UserId | None) -> UserId | None:
-    return next((c.user_id for c in from_cursor(candidates, cursor) if c.eligible), None)
+def turn(value: int, rank: Rank, cursor: Rank | None) -> Key:
+    return (value, 0, rank) if cursor is None or rank > cursor else (value, 1, rank)
+
+
+def walk(pool: Pool, cursor: Rank | None) -> Iterator[Rank]:
+    if cursor is None:
+        yield from pool.by_turn
+        return
+    yield from pool.by_turn.irange(minimum=cursor, inclusive=(False, True))
+    yield from pool.by_turn.irange(maximum=cursor)
+
+
+def key(ctx: DecisionContext, rank: Rank, cursor: Rank | None) -> Key:
+    return turn(0, rank, cursor)

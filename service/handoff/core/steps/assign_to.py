@@ -1,52 +1,95 @@
 """assign_to: give the contact to a user, a team member, anyone in the workspace, or nobody.
 
 Team and workspace assignments that find nobody eligible queue the contact; the queue
-(`handoff.core.queue`) serves it with `try_assign` the moment someone becomes eligible.
+(`handoff.core.queue`) serves it with `try_assign` the moment someone becomes eligible. Who
+is eligible and who comes first is `handoff.core.rules.choose`'s, over the routing index.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Literal
 
 from handoff.core.context import DecisionContext
 from handoff.core.durations import to_timedelta
 from handoff.core.events import (
+    MAX_CANDIDATES,
     AssignmentFailed,
     AssignmentFailedData,
     AssignmentQueued,
     AssignmentQueuedData,
+    Candidate,
     ContactAssigned,
     ContactAssignedData,
     ContactUnassigned,
     ContactUnassignedData,
     Explanation,
     FailureReason,
+    Logic,
+    SkillsRelaxed,
+    SkillsRelaxedData,
+    Strategy,
     WorkflowRef,
 )
-from handoff.core.ids import TeamId, UserId
-from handoff.core.rules import RULES
-from handoff.core.rules.eligibility import candidates
+from handoff.core.ids import ContactId, TeamId, UserId
+from handoff.core.rules.choose import choose
+from handoff.core.rules.eligibility import Need, candidate
 from handoff.core.run_ref import Goto, RunRef
 from handoff.core.steps.wait import sleep
 from handoff.core.view import WORKSPACE_CURSOR, QueueEntry
-from handoff.core.workflow import AssignTo
+from handoff.core.workflow import AssignTo, ContactFieldSkill
 
-__all__ = ["Request", "decide", "fail", "time_out", "try_assign"]
+__all__ = ["Request", "decide", "fail", "relax", "time_out", "try_assign"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Request:
     """A team or workspace assignment, as a step asks for it and as the queue keeps it."""
 
     team_id: TeamId | None
-    strategy: Literal["round_robin", "least_open_contacts"]
+    logic: Logic
     only_online: bool
     max_open_contacts: int | None
+    skills: tuple[str, ...] = ()
+    prefer: Literal["last_assignee"] | None = None
 
     @classmethod
-    def of(cls, entry: QueueEntry | AssignTo) -> "Request":
-        strategy = entry.logic if isinstance(entry, AssignTo) else entry.strategy
-        assert strategy != "specific_user"
-        return cls(entry.team_id, strategy, entry.only_online, entry.max_open_contacts)
+    def of_step(cls, step: AssignTo, ctx: DecisionContext, contact_id: ContactId) -> "Request":
+        return cls(
+            step.team_id,
+            step.logic,
+            step.only_online,
+            step.max_open_contacts,
+            _skills(step, ctx, contact_id),
+            step.prefer,
+        )
+
+    @classmethod
+    def of_entry(cls, entry: QueueEntry) -> "Request":
+        return cls(
+            entry.team_id,
+            entry.strategy,
+            entry.only_online,
+            entry.max_open_contacts,
+            entry.required_skills,
+            entry.prefer,
+        )
+
+    @property
+    def need(self) -> Need:
+        return Need(self.only_online, self.max_open_contacts, self.skills)
+
+
+def _skills(step: AssignTo, ctx: DecisionContext, contact_id: ContactId) -> tuple[str, ...]:
+    """The step's skills for this contact: a `{contact_field}` entry is that field's value,
+    and dropped when the contact lacks it."""
+    fields = c.fields if (c := ctx.view.contacts.get(contact_id)) is not None else {}
+    skills: list[str] = []
+    for skill in step.skills:
+        if not isinstance(skill, ContactFieldSkill):
+            skills.append(skill)
+        elif (value := fields.get(skill.contact_field)) is not None:
+            skills.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return tuple(dict.fromkeys(skills))
 
 
 def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next", "blocked"] | Goto:
@@ -56,7 +99,7 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
     if step.user_id is not None:
         _assign_user(step.user_id, run, ctx, run.at(step.id))
         return "next"
-    request = Request.of(step)
+    request = Request.of_step(step, ctx, run.run.contact_id)
     if request.team_id is not None:
         team = ctx.view.teams.get(request.team_id)
         reason: Literal["unknown_team", "team_empty"] | None = (
@@ -68,33 +111,73 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
     explanation = try_assign(request, run, ctx, run.at(step.id))
     if explanation is None:
         return "next"
+    relax_after = _relax_after(step, request)
+    if relax_after == timedelta(0):
+        request = replace(request, skills=())
+        explanation = try_assign(request, run, ctx, run.at(step.id))
+        if explanation is None:
+            return "next"
     timeout = to_timedelta(step.timeout)
     if not timeout:
-        return time_out(step, run, ctx, explanation)
+        return time_out(step, run, ctx, request, explanation)
+    relaxes = relax_after is not None and timedelta(0) < relax_after < timeout
     ctx.emit(
         AssignmentQueued,
         AssignmentQueuedData(
             contact_id=run.run.contact_id,
             conversation_id=run.run.conversation_id,
             team_id=request.team_id,
-            strategy=request.strategy,
+            strategy=request.logic,
             only_online=request.only_online,
             max_open_contacts=request.max_open_contacts,
             explanation=explanation,
             workflow=run.at(step.id),
+            priority=step.priority,
+            skills=list(request.skills),
+            relax_skills_at=ctx.cause.time + relax_after if relaxes and relax_after else None,
+            prefer=request.prefer,
         ),
         subject=run.run.contact_id,
     )
-    sleep(run, ctx, step.id, timeout, "queue")
+    if relaxes and relax_after is not None:
+        sleep(run, ctx, step.id, relax_after, "relax")
+    else:
+        sleep(run, ctx, step.id, timeout, "queue")
+    return "blocked"
+
+
+def _relax_after(step: AssignTo, request: Request) -> timedelta | None:
+    if step.relax_skills_after is None or not request.skills:
+        return None
+    return to_timedelta(step.relax_skills_after)
+
+
+def relax(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next", "blocked"]:
+    """The contact has waited `relax_skills_after`: from now on any member eligible without
+    the skills may take it; it waits the rest of its timeout for one."""
+    entry = ctx.view.queue[run.run_id]
+    ctx.emit(
+        SkillsRelaxed, SkillsRelaxedData(run_id=run.run_id, step_id=step.id), run.run.contact_id
+    )
+    request = replace(Request.of_entry(entry), skills=())
+    if try_assign(request, run, ctx, entry.workflow) is None:
+        return "next"
+    assert step.relax_skills_after is not None
+    rest = to_timedelta(step.timeout) - to_timedelta(step.relax_skills_after)
+    sleep(run, ctx, step.id, rest, "queue")
     return "blocked"
 
 
 def time_out(
-    step: AssignTo, run: RunRef, ctx: DecisionContext, explanation: Explanation | None = None
+    step: AssignTo,
+    run: RunRef,
+    ctx: DecisionContext,
+    request: Request,
+    explanation: Explanation | None = None,
 ) -> Goto:
     """Nobody took the contact in time: it leaves the queue, the run takes `on_timeout`."""
-    request = Request.of(step)
-    explanation = explanation or _explain(request, ctx)
+    if explanation is None:
+        explanation = _why_nobody(request, run, ctx)
     fail(ctx, run, run.at(step.id), "timeout", team_id=request.team_id, explanation=explanation)
     return Goto(run.workflow.first_of(step.on_timeout, run.workflow.next_after(step.id)))
 
@@ -127,46 +210,77 @@ def fail(
 def try_assign(
     request: Request, run: RunRef, ctx: DecisionContext, ref: WorkflowRef
 ) -> Explanation | None:
-    """Assign by the request's rule; None when done, else why nobody was eligible."""
-    explanation = _explain(request, ctx)
-    chosen = RULES[request.strategy](explanation.candidates, explanation.cursor_before)
+    """Assign by the request; None when done, else why nobody was eligible."""
+    roster = ctx.view.pools().roster(request.team_id)
+    if roster is None:
+        return Explanation(candidates=[])
+    cursor = ctx.cursor(request.team_id or WORKSPACE_CURSOR)
+    contact_id = run.run.contact_id
+    passed: Candidate | None = None
+    strategy: Strategy = request.logic
+    if request.prefer == "last_assignee" and (last := ctx.last_assignee(contact_id)):
+        passed = candidate(ctx, last, request.need)
+        if passed.eligible and last not in roster.rank_of:
+            passed = passed.model_copy(update={"eligible": False, "reason": "not in the team"})
+        if passed.eligible:
+            strategy = "last_assignee"
+    if strategy == "last_assignee" and passed is not None:
+        chosen: UserId | None = passed.user_id
+        explanation = Explanation(
+            candidates=[passed], cursor_before=cursor, cursor_after=chosen, considered=1, eligible=1
+        )
+    else:
+        chosen, explanation = choose(ctx, roster, request.need, request.logic, cursor)
+        if passed is not None:
+            explanation = _with_passed_over(explanation, passed)
     if chosen is None:
         return explanation
-    explanation = explanation.model_copy(update={"cursor_after": chosen})
-    previous = ctx.assignee(run.run.contact_id)
+    previous = ctx.assignee(contact_id)
     if chosen != previous:
         ctx.emit(
             ContactAssigned,
             ContactAssignedData(
-                contact_id=run.run.contact_id,
+                contact_id=contact_id,
                 conversation_id=run.run.conversation_id,
                 assignee_id=chosen,
                 team_id=request.team_id,
                 previous_assignee_id=previous,
-                strategy=request.strategy,
+                strategy=strategy,
                 only_online=request.only_online,
                 explanation=explanation,
                 workflow=ref,
             ),
-            subject=run.run.contact_id,
+            subject=contact_id,
         )
     return None
 
 
-def _explain(request: Request, ctx: DecisionContext) -> Explanation:
-    """Every candidate of the request, eligible or why not, and the cursor as it stands."""
-    if request.team_id is None:
-        members = sorted(ctx.view.users)
-        cursor_key = WORKSPACE_CURSOR
-    else:
-        team = ctx.view.teams.get(request.team_id)
-        members = list(team.members) if team is not None else []
-        cursor_key = request.team_id
-    pool = candidates(
-        ctx, members, only_online=request.only_online, max_open_contacts=request.max_open_contacts
+def _with_passed_over(explanation: Explanation, last: Candidate) -> Explanation:
+    """The explanation with the last assignee, whom `prefer` passed over, second (after
+    the assignee) and counted, unless the logic examined them anyway."""
+    if any(c.user_id == last.user_id for c in explanation.candidates):
+        return explanation
+    listed = explanation.candidates
+    candidates = [*listed[:1], last, *listed[1:]][:MAX_CANDIDATES]
+    ineligible = dict(explanation.ineligible)
+    assert last.reason is not None
+    ineligible[last.reason] = ineligible.get(last.reason, 0) + 1
+    return explanation.model_copy(
+        update={
+            "candidates": candidates,
+            "considered": explanation.considered + 1,
+            "ineligible": dict(sorted(ineligible.items())),
+            "truncated": explanation.truncated or len(candidates) < len(listed) + 1,
+        }
     )
-    cursor = ctx.cursor(cursor_key)
-    return Explanation(candidates=pool, cursor_before=cursor, cursor_after=cursor)
+
+
+def _why_nobody(request: Request, run: RunRef, ctx: DecisionContext) -> Explanation:
+    roster = ctx.view.pools().roster(request.team_id)
+    if roster is None:
+        return Explanation(candidates=[])
+    cursor = ctx.cursor(request.team_id or WORKSPACE_CURSOR)
+    return choose(ctx, roster, request.need, request.logic, cursor)[1]
 
 
 def _assign_user(user_id: UserId, run: RunRef, ctx: DecisionContext, ref: WorkflowRef) -> None:
@@ -179,7 +293,7 @@ def _assign_user(user_id: UserId, run: RunRef, ctx: DecisionContext, ref: Workfl
         return
     # A dedicated agent gets the contact whatever their presence or load; the explanation
     # still shows both, so the choice is visible.
-    (candidate,) = candidates(ctx, [user_id], only_online=False, max_open_contacts=None)
+    chosen = candidate(ctx, user_id, Need(only_online=False, max_open_contacts=None))
     ctx.emit(
         ContactAssigned,
         ContactAssignedData(
@@ -190,7 +304,12 @@ def _assign_user(user_id: UserId, run: RunRef, ctx: DecisionContext, ref: Workfl
             previous_assignee_id=previous,
             strategy="specific_user",
             only_online=False,
-            explanation=Explanation(candidates=[candidate]),
+            explanation=Explanation(
+                candidates=[chosen],
+                considered=1,
+                eligible=int(chosen.eligible),
+                ineligible={chosen.reason: 1} if chosen.reason is not None else {},
+            ),
             workflow=ref,
         ),
         subject=contact_id,
