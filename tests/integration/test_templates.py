@@ -8,6 +8,7 @@ fall on a weekday and hour in Madrid.
 """
 
 import asyncio
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -44,12 +45,17 @@ def _load(name: str) -> dict[str, Any]:
     return doc
 
 
+_DURATION_KEYS = ("duration", "timeout", "after", "relax_skills_after")
+"""The keys of a workflow document whose values are durations: a wait's, a question's or a
+queue's, an `assignee_unavailable` trigger's, a skill requirement's."""
+
+
 def _shorten(node: Any, durations: dict[str, str]) -> Any:
-    """The document with each `duration` / `timeout` in `durations` replaced (15m -> 2s)."""
+    """The document with each duration (`_DURATION_KEYS`) in `durations` replaced (15m -> 2s)."""
     if isinstance(node, dict):
         return {
             k: durations.get(v, v)
-            if k in ("duration", "timeout") and isinstance(v, str)
+            if k in _DURATION_KEYS and isinstance(v, str)
             else _shorten(v, durations)
             for k, v in node.items()
         }
@@ -147,7 +153,7 @@ WELCOME = "Hi! Thanks for reaching out. An agent will be with you shortly."
 # --- the files themselves (no services) ------------------------------------------------------
 
 
-def test_the_six_templates_are_shipped() -> None:
+def test_the_templates_are_shipped() -> None:
     assert {p.name for p in TEMPLATES} >= {
         "round-robin-online-welcome.yaml",
         "least-open-contacts-online.yaml",
@@ -157,6 +163,11 @@ def test_the_six_templates_are_shipped() -> None:
         "shifts.yaml",
         "vip-dedicated-agent.yaml",
         "unassign-on-close.yaml",
+        "reassign-when-offline.yaml",
+        "vip-priority-queue.yaml",
+        "language-skills-relaxed.yaml",
+        "returning-customer-last-agent.yaml",
+        "longest-idle-team.yaml",
     }
 
 
@@ -173,6 +184,25 @@ def test_the_shipped_files_keep_the_real_durations() -> None:
     reassign = _load("reassign-unanswered.yaml")
     assert [s["duration"] for s in reassign["steps"] if s["type"] == "wait"] == ["15m"]
     assert _load("route-by-answer.yaml")["steps"][0]["timeout"] == "1h"
+    assert _load("reassign-when-offline.yaml")["trigger"]["after"] == "5m"
+    assert _load("language-skills-relaxed.yaml")["steps"][0]["relax_skills_after"] == "2m"
+
+
+def test_shorten_rewrites_every_kind_of_duration() -> None:
+    doc = {
+        "trigger": {"type": "assignee_unavailable", "after": "5m"},
+        "steps": [
+            {"type": "wait", "duration": "5m"},
+            {"type": "assign_to", "timeout": "5m", "relax_skills_after": "5m", "name": "5m"},
+        ],
+    }
+    assert _shorten(doc, {"5m": "2s"}) == {
+        "trigger": {"type": "assignee_unavailable", "after": "2s"},
+        "steps": [
+            {"type": "wait", "duration": "2s"},
+            {"type": "assign_to", "timeout": "2s", "relax_skills_after": "2s", "name": "5m"},
+        ],
+    }
 
 
 def _shift_at(local: datetime) -> str:
@@ -556,3 +586,263 @@ async def test_unassign_on_close(stack: Stack) -> None:
     assert unassigned["data"]["contact_id"] == "c1"
     assert unassigned["data"]["previous_assignee_id"] == "ann"
     assert unassigned["data"]["workflow"]["id"] == "unassign-on-close"
+
+
+# --- v1.1 templates: presence watches, queue priority, skills, last assignee, longest idle ---
+
+
+def _time(output: Output) -> datetime:
+    """When the service decided an output."""
+    return datetime.fromisoformat(output["time"])
+
+
+async def _logged(dsn: str, ws: str, *types: str) -> list[tuple[str, dict[str, Any]]]:
+    """(type, data) of each event of `types` in the workspace's event log, in order."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT type, body->'data' AS data FROM event_log"
+            " WHERE workspace_id = $1 AND type = ANY($2::text[]) ORDER BY seq",
+            ws,
+            list(types),
+        )
+    finally:
+        await conn.close()
+    return [(r["type"], json.loads(r["data"])) for r in rows]
+
+
+def _assigned_by_inbox(contact: str, agent: str, ws: str, at: Clock) -> list[Envelope]:
+    """A conversation an agent opened and took in the inbox: no workflow routes it."""
+    return [
+        opened(contact, source="user", ws=ws, at=at()),
+        assignee_changed(contact, agent, ws=ws, at=at()),
+    ]
+
+
+OFFLINE_NOTE = "Reassigned to you: the previous agent went away or offline."
+
+
+@integration
+async def test_reassign_when_offline_moves_the_open_conversations_to_online_agents(
+    stack: Stack,
+) -> None:
+    ws, at = _ws("offline"), _recent()
+    await stack.send(
+        *(user(u, ws=ws, at=at()) for u in ("ann", "bob", "cid")),
+        *(presence(u, ws=ws, at=at()) for u in ("ann", "bob", "cid")),
+        team("support", "ann", "bob", "cid", ws=ws, at=at()),
+        _publish("reassign-when-offline.yaml", ws, at(), **{"5m": "2s"}),
+        *_assigned_by_inbox("c1", "ann", ws, at),
+        *_assigned_by_inbox("c2", "ann", ws, at),
+        *_assigned_by_inbox("c3", "bob", ws, at),  # not ann's: stays
+        *_assigned_by_inbox("c4", "ann", ws, at),
+        closed("c4", ws=ws, at=at()),  # closed: nothing to reassign
+    )
+    gone = datetime.now(UTC)
+    offline = presence("ann", "offline", ws=ws, at=gone)
+    await stack.send(offline)
+    outs = await stack.outputs(_has(ws, 2, "comment.created"))
+    # oldest conversation first, each to the next online agent of the team
+    assert _assigned(outs, ws) == [
+        ("c1", "bob", "support", "round_robin"),
+        ("c2", "cid", "support", "round_robin"),
+    ]
+    assigned = of_workspace(outs, ws, "contact.assigned")
+    for output in assigned:
+        assert output["data"]["previous_assignee_id"] == "ann"
+        assert output["data"]["only_online"] is True
+        assert output["data"]["workflow"]["id"] == "reassign-when-offline"
+        assert output["data"]["workflow"]["step_id"] == "reassign"
+        assert _time(output) >= gone + timedelta(seconds=2)  # ann stayed offline 2 s first
+        assert output["causationid"] != offline.id  # the watch's timer caused it
+    assert len({o["causationid"] for o in assigned}) == 1
+    comments = [o["data"] for o in of_workspace(outs, ws, "comment.created")]
+    assert [(c["contact_id"], c["mentions"], c["text"]) for c in comments] == [
+        ("c1", ["bob"], OFFLINE_NOTE),
+        ("c2", ["cid"], OFFLINE_NOTE),
+    ]
+    assert comments[0]["conversation_id"] == "conv-c1"
+
+
+@integration
+async def test_reassign_when_offline_leaves_an_agent_back_in_time(
+    stack: Stack, database_url: str
+) -> None:
+    ws, at = _ws("back"), _recent()
+    await stack.send(
+        *(user(u, ws=ws, at=at()) for u in ("ann", "bob", "dan")),
+        *(presence(u, ws=ws, at=at()) for u in ("ann", "bob", "dan")),
+        team("support", "ann", "bob", "dan", ws=ws, at=at()),
+        # 3 s, not 2: ann's return must be applied before her watch would fire, however
+        # busy the machine
+        _publish("reassign-when-offline.yaml", ws, at(), **{"5m": "3s"}),
+        *_assigned_by_inbox("c-ann", "ann", ws, at),
+        *_assigned_by_inbox("c-dan", "dan", ws, at),
+    )
+    gone = datetime.now(UTC)
+    await stack.send(
+        presence("ann", "away", ws=ws, at=gone),
+        presence("dan", "offline", ws=ws, at=gone),  # dan stays offline: the witness
+        presence("ann", "offline", ws=ws, at=gone + timedelta(milliseconds=300)),
+        presence("ann", "online", ws=ws, at=gone + timedelta(milliseconds=600)),  # back
+    )
+    outs = await stack.outputs(_has(ws, 1, "comment.created"))
+    # ann, back online, is the first online member of the team again
+    assert _assigned(outs, ws) == [("c-dan", "ann", "support", "round_robin")]
+    # well past when ann's watch would have fired (with dan's), had it not ended
+    past_due = gone + timedelta(seconds=4.5) - datetime.now(UTC)
+    await asyncio.sleep(max(0.0, past_due.total_seconds()))
+    outs = await _all_within(stack, 1.0)
+    assert _assigned(outs, ws) == [("c-dan", "ann", "support", "round_robin")]
+    assert [c["data"]["contact_id"] for c in of_workspace(outs, ws, "comment.created")] == ["c-dan"]
+    watches = await _logged(
+        database_url, ws, "presence.watch_started", "presence.watch_ended", "run.started"
+    )
+    assert [(t, d.get("user_id") or d.get("contact_id")) for t, d in watches] == [
+        ("presence.watch_started", "ann"),  # away; offline after away keeps the same watch
+        ("presence.watch_started", "dan"),
+        ("presence.watch_ended", "ann"),
+        ("run.started", "c-dan"),
+    ]
+
+
+@integration
+async def test_vip_priority_queue_serves_vips_first(stack: Stack) -> None:
+    ws, at = _ws("vip-queue"), _recent()
+    await stack.send(
+        user("ann", max_open=1, ws=ws, at=at()),  # offline, and takes one contact at a time
+        team("support", "ann", ws=ws, at=at()),
+        _publish("vip-priority-queue.yaml", ws, at()),
+        opened("c-plain", fields={"tier": "basic"}, ws=ws, at=at()),
+        opened("c-tagged", tags=["vip"], ws=ws, at=at()),
+        opened("c-field", fields={"tier": "VIP"}, ws=ws, at=at()),
+    )
+    outs = await stack.outputs(_has(ws, 3, "assignment.queued"))
+    queued = [o["data"] for o in of_workspace(outs, ws, "assignment.queued")]
+    assert [(q["contact_id"], q["priority"], q["workflow"]["step_id"]) for q in queued] == [
+        ("c-plain", 0, "assign"),
+        ("c-tagged", 10, "assign-vip"),
+        ("c-field", 10, "assign-vip"),
+    ]
+    # ann comes online: the oldest VIP first, though the plain contact waited longer; then
+    # each close frees ann for the next: the other VIP, then the plain contact
+    causes = [
+        presence("ann", ws=ws, at=at()),
+        closed("c-tagged", ws=ws, at=at()),
+        closed("c-field", ws=ws, at=at()),
+    ]
+    for n, cause in enumerate(causes, 1):
+        await stack.send(cause)
+        outs = await stack.outputs(_has(ws, n, "contact.assigned"))
+    assert _assigned(outs, ws) == [
+        ("c-tagged", "ann", "support", "round_robin"),
+        ("c-field", "ann", "support", "round_robin"),
+        ("c-plain", "ann", "support", "round_robin"),
+    ]
+    # one at a time: ann takes one contact, so each waited for the cause before it
+    assigned = of_workspace(outs, ws, "contact.assigned")
+    assert [o["causationid"] for o in assigned] == [c.id for c in causes]
+
+
+@integration
+async def test_language_skills_relaxed(stack: Stack) -> None:
+    ws, at = _ws("skills"), _recent()
+    await stack.send(
+        user("eddie", skills=["en"], ws=ws, at=at()),
+        user("sofia", skills=["es", "en"], ws=ws, at=at()),
+        presence("eddie", ws=ws, at=at()),  # sofia is offline
+        team("support", "eddie", "sofia", ws=ws, at=at()),
+        _publish("language-skills-relaxed.yaml", ws, at(), **{"2m": "2s"}),
+    )
+    waited_from = datetime.now(UTC)
+    await stack.send(opened("c1", fields={"language": "es"}, ws=ws, at=waited_from))
+    outs = await stack.outputs(_has(ws, 1, "assignment.queued"))
+    (queued,) = [o["data"] for o in of_workspace(outs, ws, "assignment.queued")]
+    assert queued["skills"] == ["es"]
+    reasons = {c["user_id"]: c["reason"] for c in queued["explanation"]["candidates"]}
+    assert reasons == {"eddie": "missing skill es", "sofia": "offline"}
+    # nobody speaking Spanish came online: after 2 s any online member may take it
+    outs = await stack.outputs(_has(ws, 1, "contact.assigned"))
+    assert _assigned(outs, ws) == [("c1", "eddie", "support", "round_robin")]
+    (relaxed,) = of_workspace(outs, ws, "contact.assigned")
+    assert _time(relaxed) >= waited_from + timedelta(seconds=2)
+    # a Spanish speaker online takes a Spanish contact at once, and English goes round
+    at = Clock(datetime.now(UTC))
+    await stack.send(
+        presence("sofia", ws=ws, at=at()),
+        opened("c2", fields={"language": "es"}, ws=ws, at=at()),
+        opened("c3", fields={"language": "en"}, ws=ws, at=at()),
+        opened("c4", ws=ws, at=at()),  # no language: no skill required
+    )
+    outs = await stack.outputs(_has(ws, 4, "contact.assigned"))
+    assert _assigned(outs, ws)[1:] == [
+        ("c2", "sofia", "support", "round_robin"),
+        ("c3", "eddie", "support", "round_robin"),
+        ("c4", "sofia", "support", "round_robin"),
+    ]
+    assert len(of_workspace(outs, ws, "assignment.queued")) == 1  # c1 only
+
+
+@integration
+async def test_returning_customer_goes_back_to_the_last_agent(stack: Stack) -> None:
+    ws, at = _ws("returning"), _recent()
+    await stack.send(
+        *(user(u, ws=ws, at=at()) for u in ("ann", "bob", "cid")),
+        *(presence(u, ws=ws, at=at()) for u in ("ann", "bob", "cid")),
+        team("support", "ann", "bob", "cid", ws=ws, at=at()),
+        _publish("returning-customer-last-agent.yaml", ws, at()),
+        _publish("unassign-on-close.yaml", ws, at()),  # so that a return assigns afresh
+        opened("c1", ws=ws, at=at()),  # new: round robin
+        opened("c2", ws=ws, at=at()),
+        closed("c1", ws=ws, at=at()),
+        opened("c1", "conv-c1-again", ws=ws, at=at()),  # round robin would say cid
+    )
+    outs = await stack.outputs(_has(ws, 3, "contact.assigned"))
+    assert _assigned(outs, ws) == [
+        ("c1", "ann", "support", "round_robin"),
+        ("c2", "bob", "support", "round_robin"),
+        ("c1", "ann", "support", "last_assignee"),
+    ]
+    back = of_workspace(outs, ws, "contact.assigned")[2]["data"]
+    assert back["conversation_id"] == "conv-c1-again"
+    assert back["previous_assignee_id"] is None  # unassigned on close
+    assert [c["user_id"] for c in back["explanation"]["candidates"]] == ["ann"]
+    # ann is offline when c1 comes back a third time: the next online agent instead
+    await stack.send(
+        closed("c1", "conv-c1-again", ws=ws, at=at()),
+        presence("ann", "offline", ws=ws, at=at()),
+        opened("c1", "conv-c1-third", ws=ws, at=at()),
+    )
+    outs = await stack.outputs(_has(ws, 4, "contact.assigned"))
+    assert _assigned(outs, ws)[3] == ("c1", "bob", "support", "round_robin")
+    third = of_workspace(outs, ws, "contact.assigned")[3]["data"]
+    candidates = {c["user_id"]: c for c in third["explanation"]["candidates"]}
+    assert candidates["ann"]["eligible"] is False
+    assert candidates["ann"]["reason"] == "offline"
+    assert third["explanation"]["ineligible"] == {"offline": 1}
+
+
+@integration
+async def test_longest_idle_team(stack: Stack) -> None:
+    ws, at = _ws("idle"), _recent()
+    await stack.send(
+        *(user(u, ws=ws, at=at()) for u in ("ann", "bob", "cid", "dan")),
+        *(presence(u, ws=ws, at=at()) for u in ("ann", "bob", "cid", "dan")),
+        team("support", "ann", "bob", "cid", "dan", ws=ws, at=at()),
+        _publish("longest-idle-team.yaml", ws, at()),
+        *_assigned_by_inbox("c-old", "bob", ws, at),  # bob's last assignment is the older
+        *_assigned_by_inbox("c-new", "ann", ws, at),
+        *(opened(c, ws=ws, at=at()) for c in ("c1", "c2", "c3", "c4", "c5")),
+    )
+    outs = await stack.outputs(_has(ws, 5, "contact.assigned"))
+    assert _assigned(outs, ws) == [
+        ("c1", "cid", "support", "longest_idle"),  # never assigned (tie with dan: team order)
+        ("c2", "dan", "support", "longest_idle"),  # never assigned
+        ("c3", "bob", "support", "longest_idle"),  # idle since c-old
+        ("c4", "ann", "support", "longest_idle"),  # idle since c-new
+        ("c5", "cid", "support", "longest_idle"),  # idle since c1
+    ]
+    assert _said(outs, ws) == [(c, WELCOME) for c in ("c1", "c2", "c3", "c4", "c5")]
+    third = of_workspace(outs, ws, "contact.assigned")[2]["data"]["explanation"]["candidates"]
+    assert [c["user_id"] for c in third] == ["bob", "ann", "cid", "dan"]  # idlest first
+    assert all("last_assigned_at" in c for c in third)

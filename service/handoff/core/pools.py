@@ -112,6 +112,14 @@ class Pool:
         self.by_load.remove((standing.load, rank))
         self.by_idle.remove((standing.idle, rank))
 
+    def move(self, rank: Rank, old: Standing, new: Standing) -> None:
+        if old.load != new.load:
+            self.by_load.remove((old.load, rank))
+            self.by_load.add((new.load, rank))
+        if old.idle != new.idle:
+            self.by_idle.remove((old.idle, rank))
+            self.by_idle.add((new.idle, rank))
+
     def __len__(self) -> int:
         return len(self.by_turn)
 
@@ -137,19 +145,25 @@ class Roster:
         self.place(rank, standing, None)
 
     def place(self, rank: Rank, old: Standing | None, new: Standing | None) -> None:
-        """Move a member from the pools of its old standing to those of its new."""
+        """Move a member from the pools of its old standing to those of its new: in a pool
+        it stays in, only the orders whose number changed are touched."""
+        before = set(old.pools()) if old is not None else set()
+        after = set(new.pools()) if new is not None else set()
         if old is not None:
-            for key in old.pools():
+            for key in before - after:
                 pool = self.pools[key]
                 pool.remove(rank, old)
                 if not pool:
                     del self.pools[key]
         if new is not None:
-            for key in new.pools():
+            for key in after - before:
                 found = self.pools.get(key)
                 if found is None:
                     found = self.pools[key] = Pool()
                 found.add(rank, new)
+            if old is not None:
+                for key in before & after:
+                    self.pools[key].move(rank, old, new)
 
     def pool(self, online_only: bool, skill: str | None = None) -> Pool | None:
         return self.pools.get((online_only, skill))
@@ -172,12 +186,14 @@ class Roster:
 
 
 class Pools:
-    """Every roster of a workspace; `rosters[WORKSPACE]` holds every known user."""
+    """Every roster of a workspace: one per team, and `rosters[WORKSPACE]` of every known
+    user, made only once a `workspace: true` step asks for it (most workspaces route by
+    team, and keeping it costs every change of every user)."""
 
     __slots__ = ("rosters", "standing", "teams_of")
 
     def __init__(self) -> None:
-        self.rosters: dict[str, Roster] = {WORKSPACE: Roster()}
+        self.rosters: dict[str, Roster] = {}
         self.standing: dict[UserId, Standing] = {}
         self.teams_of: dict[UserId, set[str]] = {}
 
@@ -191,7 +207,15 @@ class Pools:
         return pools
 
     def roster(self, team_id: str | None) -> Roster | None:
-        return self.rosters.get(WORKSPACE if team_id is None else team_id)
+        if team_id is not None:
+            return self.rosters.get(team_id)
+        workspace = self.rosters.get(WORKSPACE)
+        if workspace is None:
+            workspace = self.rosters[WORKSPACE] = Roster()
+            for user_id, standing in self.standing.items():
+                if standing.known:
+                    workspace.join((0, user_id), standing)
+        return workspace
 
     def follow(self, view: "WorkspaceView", changed: Iterable[tuple[str, str]]) -> None:
         users: set[UserId] = set()
@@ -208,12 +232,16 @@ class Pools:
         new = standing_of(view, user_id)
         if new == old:
             return
-        workspace = self.rosters[WORKSPACE]
-        rank: Rank = (0, user_id)
-        if old is not None and old.known:
-            workspace.leave(rank, old)
-        if new.known:
-            workspace.join(rank, new)
+        workspace = self.rosters.get(WORKSPACE)
+        if workspace is not None:
+            rank: Rank = (0, user_id)
+            if old is not None and old.known:
+                if new.known:
+                    workspace.place(rank, old, new)
+                else:
+                    workspace.leave(rank, old)
+            elif new.known:
+                workspace.join(rank, new)
         for team_id in self.teams_of.get(user_id, ()):
             roster = self.rosters[team_id]
             roster.place(roster.rank_of[user_id], old, new)

@@ -26,15 +26,19 @@ _LONG_AGO = datetime.min.replace(tzinfo=UTC)
 
 
 def presence_changed(ctx: DecisionContext, user_id: UserId, status: str) -> None:
+    change = ctx.view.presence_changes.get(user_id)
+    if change is None or change.seq != ctx.view.version:
+        return  # the same status again: no change
     for workflow, version in _watching(ctx):
         key = watch_key(workflow.id, user_id)
-        if status not in workflow.trigger.unavailable_status:
+        statuses = workflow.trigger.unavailable_status
+        if status not in statuses:
             if key in ctx.view.timers:
                 data = WatchEndedData(user_id=user_id, workflow_id=workflow.id)
                 ctx.emit(WatchEnded, data, subject=user_id)
             continue
-        if key in ctx.view.timers:
-            continue  # unavailable still (offline after away, say): the watch runs on
+        if change.before in statuses:
+            continue  # unavailable still (offline after away, say): started already
         after = to_timedelta(workflow.trigger.after or "0s")
         if after:
             until = ctx.cause.time + after

@@ -25,6 +25,7 @@ __all__ = [
     "Contact",
     "Conversation",
     "LastAssignment",
+    "PresenceChange",
     "PublishedWorkflow",
     "QueueEntry",
     "Run",
@@ -53,6 +54,15 @@ class User:
     name: str | None = None
     max_open_contacts: int | None = None
     skills: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """A user's latest change of presence: the status before it, and its place in the log
+    (an input that repeats the status changes nothing)."""
+
+    before: str
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +162,7 @@ class WorkspaceView:
     version: int = 0
     users: dict[UserId, User] = field(default_factory=dict)
     presence: dict[UserId, str] = field(default_factory=dict)
+    presence_changes: dict[UserId, PresenceChange] = field(default_factory=dict)
     teams: dict[TeamId, Team] = field(default_factory=dict)
     contacts: dict[ContactId, Contact] = field(default_factory=dict)
     assignees: dict[ContactId, UserId] = field(default_factory=dict)

@@ -113,6 +113,8 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
         return "next"
     relax_after = _relax_after(step, request)
     if relax_after == timedelta(0):
+        data = SkillsRelaxedData(run_id=run.run_id, step_id=step.id)
+        ctx.emit(SkillsRelaxed, data, subject=run.run.contact_id)
         request = replace(request, skills=())
         explanation = try_assign(request, run, ctx, run.at(step.id))
         if explanation is None:
