@@ -27,7 +27,7 @@ def apply(
     changed = evolve(view, event)
     if folded is not None:
         folded(event, changed)
-    decisions = decide(view, event, now)
+    decisions = decide(view, event, now, keep_index=True)
     for decision in decisions:
         changed = evolve(view, decision)
         if folded is not None:

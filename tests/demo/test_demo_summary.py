@@ -262,6 +262,11 @@ def test_queue_reasons_in_a_few_words() -> None:
         "offline or at capacity"
     )
     assert queue_reason({"candidates": []}) == "no members"
+    logged_before_v11 = candidates(("a", "not online (away)"), ("b", "at the user's limit (3/3)"))
+    del logged_before_v11["ineligible"]
+    assert queue_reason(logged_before_v11) == "offline or at capacity"
+    del logged_before_v11["candidates"][1]
+    assert queue_reason(logged_before_v11) == "nobody online"
 
 
 def test_a_simulated_day_decided_by_the_pure_core_sums_up() -> None:

@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from handoff.app.replay import replay
+from handoff_projections import FORMAT
 from tests.builders import assign_team, opened, presence, team, user, workflow
 from tests.integration.harness import Stack, process_env, routed, settings_for, start_process
 
@@ -73,6 +76,7 @@ async def test_health_readiness_and_metrics_on_the_http_port(
         assert body.splitlines() == [
             "database: ok",
             "migrations: ok",
+            "projections: ok",
             "kafka_partitions_assigned: ok",
             "outbox: ok",
             "partitions: ok",
@@ -110,6 +114,66 @@ async def test_health_readiness_and_metrics_on_the_http_port(
     assert "handoff_consumer_lag{" in metrics
     assert "handoff_outbox_backlog " in metrics
     assert "handoff_timers_due " in metrics
+
+
+async def test_projections_folded_by_an_older_version_wait_for_a_rebuild(
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """Given a log routed by a version whose projections lack v1.1's rows (format 1), when
+    this version starts, then it says so on /readyz and routes nothing until `handoff replay
+    --rebuild` has folded the log again; then it goes on where it stood."""
+    port = _free_port()
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix, http_port=port)
+    ws = "upgrade"
+    stack = Stack(settings)
+    process = start_process(process_env(settings), tmp_path / "first.log")
+    try:
+        assert (await _ready(port, process))[0] == 200
+        await stack.send(
+            user("ann", ws=ws),
+            presence("ann", ws=ws),
+            team("t", "ann", ws=ws),
+            workflow(assign_team("t", only_online=True), ws=ws),
+            opened("c1", ws=ws),
+        )
+        await stack.outputs(lambda o: len(routed(o, ws)) >= 1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    conn = await asyncpg.connect(fresh_database)
+    await conn.execute("UPDATE projection_format SET version = 1")  # as an older version left it
+    process = start_process(process_env(settings), tmp_path / "second.log")
+    try:
+        for _ in range(120):
+            try:
+                status, body = await _get(port, "/readyz")
+            except OSError:
+                status, body = 0, ""
+            if "format 1" in body:
+                break
+            await asyncio.sleep(0.5)
+        assert status == 503, body
+        assert "projections: stored projections are format 1" in body
+        assert "handoff replay --rebuild" in body
+        await stack.send(opened("c2", ws=ws))
+        await asyncio.sleep(3)
+        assert routed(await stack.outputs(lambda o: True), ws) == [
+            ("contact.assigned", "c1", "ann")
+        ]
+        await replay(fresh_database, rebuild=True, audit=False)
+        assert await conn.fetchval("SELECT version FROM projection_format") == FORMAT
+        assert (await _ready(port, process))[0] == 200
+        outs = await stack.outputs(lambda o: len(routed(o, ws)) >= 2)
+        assert routed(outs, ws) == [
+            ("contact.assigned", "c1", "ann"),
+            ("contact.assigned", "c2", "ann"),
+        ]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        await conn.close()
+        await stack.close()
+    assert "waiting for a rebuild" in (tmp_path / "second.log").read_text()
 
 
 async def test_a_bad_setting_names_its_variable_and_stops_the_start() -> None:

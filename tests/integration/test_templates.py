@@ -701,7 +701,8 @@ async def test_reassign_when_offline_leaves_an_agent_back_in_time(
     assert [(t, d.get("user_id") or d.get("contact_id")) for t, d in watches] == [
         ("presence.watch_started", "ann"),  # away; offline after away keeps the same watch
         ("presence.watch_started", "dan"),
-        ("presence.watch_ended", "ann"),
+        ("presence.watch_ended", "ann"),  # ann back in time
+        ("presence.watch_ended", "dan"),  # dan's watch ran out: it ends as his runs start
         ("run.started", "c-dan"),
     ]
 

@@ -18,7 +18,7 @@ import asyncpg
 from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.timers import TimerKind
 from handoff.core.view import WorkspaceView
-from handoff_projections import TABLES
+from handoff_projections import FORMAT, TABLES
 from handoff_projections.resident import CONTACT_TABLES
 from handoff_projections.rows import dump_row, load_row
 
@@ -463,6 +463,18 @@ def projection_rows(view: WorkspaceView) -> list[ProjectionRow]:
     ]
 
 
+async def stale_projections(conn: Connection) -> str | None:
+    """Why the stored projections cannot be decided on (None: they can): folded by an older
+    version into a shape that lacks rows this one keeps."""
+    stored = await conn.fetchval("SELECT version FROM projection_format")
+    if stored is None or stored >= FORMAT:
+        return None
+    return (
+        f"stored projections are format {stored}, this version folds format {FORMAT}: stop"
+        " every instance and run `handoff replay --rebuild`"
+    )
+
+
 async def replace_projections(
     conn: Connection, rows: Sequence[ProjectionRow], versions: Sequence[tuple[str, int]]
 ) -> None:
@@ -478,3 +490,4 @@ async def replace_projections(
         await conn.copy_records_to_table(
             "workspaces", records=versions, columns=["workspace_id", "version"]
         )
+        await conn.execute("UPDATE projection_format SET version = $1", FORMAT)

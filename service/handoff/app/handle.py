@@ -81,6 +81,9 @@ class PoisonRecord(Exception):
         super().__init__(self.reason)
 
 
+_SETS_A_TIMER = frozenset({"run.waiting", "presence.watch_started"})
+"""Decisions that set a timer (`DueTimers.set` is told of each)."""
+
 YIELD_EVERY = 32
 """Records decided between two turns of the event loop (2-3 ms of deciding)."""
 
@@ -299,7 +302,7 @@ async def handle_batch(
 
         def folded(e: Envelope, rows: set[Changed]) -> None:
             rows_changed.update(rows)
-            if due is not None and e.type == "run.waiting":
+            if due is not None and e.type in _SETS_A_TIMER:
                 for table, key in rows:
                     if table == "timers":
                         due.set(RunId(key))

@@ -92,6 +92,8 @@ async def _fold(conn: Connection, span: _Range, rebuild: bool, audit: bool) -> _
         if expected:
             result.mismatches.append(f"{where}: {len(expected)} logged decision(s) not re-decided")
             expected.clear()
+            if view is not None:
+                view.forget_indexes()  # they followed decisions the log does not hold
 
     def done(view: WorkspaceView) -> None:
         settle()
@@ -113,11 +115,13 @@ async def _fold(conn: Connection, span: _Range, rebuild: bool, audit: bool) -> _
             settle()
             result.inputs += 1
             where = f"{workspace_id} input {event.id}"
-            expected = [dump_event(d) for d in decide(view, event, decided_at)]
+            decided = decide(view, event, decided_at, keep_index=True)
+            expected = [dump_event(d) for d in decided]
             expected.reverse()
         elif not expected or expected.pop() != dump_event(event):
             result.mismatches.append(f"{where}: logged {event.type} {event.id} differs")
             expected.clear()
+            view.forget_indexes()  # they followed the decisions made, not the logged ones
     if view is not None:
         done(view)
     return result

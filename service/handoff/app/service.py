@@ -11,7 +11,7 @@ import asyncpg
 import structlog
 
 from handoff.adapters.kafka_topics import ensure_topics
-from handoff.adapters.pg_store import forget_positions, migrate
+from handoff.adapters.pg_store import forget_positions, migrate, stale_projections
 from handoff.app.collector import fewer_collections
 from handoff.app.http import serve_http
 from handoff.app.metrics import Metrics
@@ -60,6 +60,8 @@ async def serve(
         applied = await migrate(pool)
         started.migrated = True
         log.info("database ready", migrations_applied=applied)
+        if not await _projections_current(pool, started, stop):
+            return
         if settings.kafka_bootstrap is None:
             # A new in-memory broker: positions from an earlier run name offsets it never had.
             async with pool.acquire() as conn:
@@ -82,12 +84,40 @@ async def serve(
         await started.pipeline.run(stop)
 
 
+STALE_PROJECTIONS_RECHECK = 5.0
+"""Seconds between looks at stored projections an older version folded."""
+
+
+async def _projections_current(
+    pool: asyncpg.Pool, started: "_Started", stop: asyncio.Event
+) -> bool:
+    """Wait, saying why in an error line and /readyz, while the stored projections are in an
+    older shape than this version folds (an upgrade not yet rebuilt): deciding on them would
+    read rows that are missing. False when told to stop first."""
+    while True:
+        async with pool.acquire() as conn:
+            problem = await stale_projections(conn)
+        if problem is None:
+            break
+        if started.projections != problem:
+            log.error("waiting for a rebuild", problem=problem)
+        started.projections = problem
+        try:
+            await asyncio.wait_for(stop.wait(), STALE_PROJECTIONS_RECHECK)
+            return False
+        except TimeoutError:
+            continue
+    started.projections = "ok"
+    return True
+
+
 class _Started:
     """How far start-up got, for `/readyz`."""
 
     def __init__(self) -> None:
         self.pool: asyncpg.Pool | None = None
         self.migrated = False
+        self.projections = "not ready"
         self.pipeline: Pipeline | None = None
 
     async def readiness(self) -> dict[str, str]:
@@ -103,6 +133,7 @@ class _Started:
         return {
             "database": "ok" if database else "not ready",
             "migrations": "ok" if self.migrated else "not ready",
+            "projections": self.projections,
             "kafka_partitions_assigned": "ok"
             if self.pipeline and self.pipeline.assignment_received
             else "not ready",

@@ -30,11 +30,14 @@ class DecisionContext:
         self._cursors: dict[str, UserId] = {}
         self._assignees: dict[ContactId, UserId | None] = {}
         self._assigned_now: dict[UserId, int] = {}
-        """User -> the place of their latest assignment in this decision (1, 2, ...)."""
+        """User -> the place in this decision of the output that last assigned them (1 for
+        the first output): the log position folding it will give is the view's plus that."""
         self._last_assignees: dict[ContactId, UserId] = {}
         self._variables: dict[RunId, dict[str, str]] = {}
         self._jumps: dict[tuple[RunId, str], int] = {}
         self.resumed: set[RunId] = set()
+        self.shifted: set[UserId] = set()
+        """Users this decision moved in the routing index (`restore_index`)."""
 
     def emit(self, kind: type[E], data: BaseModel, subject: str | None) -> E:
         """Append an output whose id is derived from the cause and its place in the decision."""
@@ -50,8 +53,8 @@ class DecisionContext:
         )
         self.events.append(event)
         if isinstance(event, ContactAssigned):
+            self._assigned_now[event.data.assignee_id] = len(self.events)
             self._reassign(event.data.contact_id, event.data.assignee_id)
-            self._assigned_now[event.data.assignee_id] = len(self._assigned_now) + 1
             self._last_assignees[event.data.contact_id] = event.data.assignee_id
             if event.data.strategy != "specific_user":
                 cursor_key = event.data.team_id or WORKSPACE_CURSOR
@@ -74,6 +77,7 @@ class DecisionContext:
         return derive_id(cause.workspaceid, cause.source, cause.id, *parts)
 
     def _reassign(self, contact_id: ContactId, assignee: UserId | None) -> None:
+        """Keep the overlay, and the routing index, as folding the decision so far would."""
         previous = self.assignee(contact_id)
         self._assignees[contact_id] = assignee
         if self.view.open_conversations.get(contact_id):
@@ -81,6 +85,11 @@ class DecisionContext:
                 self._open_delta[previous] = self._open_delta.get(previous, 0) - 1
             if assignee is not None:
                 self._open_delta[assignee] = self._open_delta.get(assignee, 0) + 1
+        pools = self.view.pools()
+        for user_id in {previous, assignee} - {None}:
+            assert user_id is not None
+            pools.shift(self.view, user_id, self.open_contacts(user_id), self.idle(user_id))
+            self.shifted.add(user_id)
 
     def assignee(self, contact_id: ContactId) -> UserId | None:
         if contact_id in self._assignees:
@@ -104,11 +113,18 @@ class DecisionContext:
         last = self.view.last_assigned.get(user_id)
         return last.seq if last is not None else 0
 
-    def touched(self) -> set[UserId]:
-        """Users this decision assigned or relieved: the routing index (folded only after
-        the decision) does not have their open contacts or idle time right, so routing
-        looks at them apart."""
-        return self._open_delta.keys() | self._assigned_now.keys()
+    def assigned_at(self, user_id: UserId) -> datetime | None:
+        """When the user was last assigned (this decision's clock for one it made)."""
+        if user_id in self._assigned_now:
+            return self.now
+        last = self.view.last_assigned.get(user_id)
+        return last.at if last is not None else None
+
+    def restore_index(self) -> None:
+        """Put the users this decision moved back where the view's rows place them: for a
+        caller that will not fold the decisions (`decide(..., keep_index=False)`)."""
+        if self.shifted:
+            self.view.pools().follow(self.view, [("users", u) for u in self.shifted])
 
     def variables(self, run_id: RunId, run: Run) -> dict[str, str]:
         return {**run.variables, **self._variables.get(run_id, {})}

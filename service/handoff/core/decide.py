@@ -42,7 +42,12 @@ _MAY_FREE_AN_AGENT = frozenset(
 """Inputs after which someone may have become eligible, so the queue is tried again."""
 
 
-def decide(view: WorkspaceView, event: Envelope, now: datetime) -> list[OutputEnvelope]:
+def decide(
+    view: WorkspaceView, event: Envelope, now: datetime, *, keep_index: bool = False
+) -> list[OutputEnvelope]:
+    """`keep_index`: the caller folds the returned decisions into `view` next (as
+    `handoff_projections.apply` does), so the routing index may stay as the decision moved
+    it, which is where the fold would put it. Otherwise it is put back as the view has it."""
     ctx = DecisionContext(view, event, now)
     match event:
         case ConversationOpened():
@@ -63,6 +68,8 @@ def decide(view: WorkspaceView, event: Envelope, now: datetime) -> list[OutputEn
             pass
     if view.queue and event.type in _MAY_FREE_AN_AGENT:
         queue.drain(ctx)
+    if not keep_index:
+        ctx.restore_index()
     return ctx.events
 
 

@@ -20,7 +20,8 @@ RunId = NewType("RunId", str)
 
 MAX_SKILLS = 100
 """Skills one user holds or one step requires, at most."""
-Skill = Annotated[str, Field(min_length=1, max_length=100)]
+MAX_SKILL_LENGTH = 100
+Skill = Annotated[str, Field(min_length=1, max_length=MAX_SKILL_LENGTH)]
 """A skill (v1.1): a language, a product, a tier; compared as written."""
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://handoff.dev/ids")
@@ -31,6 +32,7 @@ _VERSION_5 = 0x5000 << 64 | 0x8000 << 48
 
 __all__ = [
     "MAX_SKILLS",
+    "MAX_SKILL_LENGTH",
     "ContactId",
     "ConversationId",
     "RunId",

@@ -48,8 +48,10 @@ def member(rank: Rank) -> UserId:
     return UserId(rank[1])
 
 
-PoolKey = tuple[bool, str | None]
-"""(online only, skill or None for any): which members a pool holds."""
+PoolKey = tuple[bool, frozenset[str]]
+"""(online only, the skills every member holds; empty: any): which members a pool holds."""
+
+_ANY: frozenset[str] = frozenset()
 
 _FOLLOWED = frozenset({"users", "presence", "open_contacts", "last_assigned"})
 """The tables a member's standing is made of."""
@@ -68,13 +70,20 @@ class Standing:
     idle: int
     """The log position of their last assignment (`LastAssignment.seq`); 0: never."""
 
-    def pools(self) -> Iterator[PoolKey]:
+    def pools(self, skill_sets: Iterable[frozenset[str]]) -> Iterator[PoolKey]:
+        """The pools this member belongs in: any skill, each skill held, and each of the
+        roster's tracked sets of skills (`skill_sets`) held whole."""
         if not self.capable:
             return
+        held = [_ANY, *(frozenset((s,)) for s in self.skills)]
+        held += [s for s in skill_sets if s <= self.skills]
         for online_only in (False, True) if self.online else (False,):
-            yield online_only, None
-            for skill in self.skills:
-                yield online_only, skill
+            for skills in held:
+                yield online_only, skills
+
+    def with_load(self, load: int, idle: int, limit: int | None) -> "Standing":
+        capable = self.known and (limit is None or load < limit)
+        return Standing(self.known, self.online, capable, self.skills, load, idle)
 
 
 def standing_of(view: "WorkspaceView", user_id: UserId) -> Standing:
@@ -86,14 +95,14 @@ def standing_of(view: "WorkspaceView", user_id: UserId) -> Standing:
         online=view.presence.get(user_id) == "online",
         capable=user is not None
         and (user.max_open_contacts is None or load < user.max_open_contacts),
-        skills=frozenset(user.skills) if user is not None else frozenset(),
+        skills=frozenset(user.skills) if user is not None else _ANY,
         load=load,
         idle=last.seq if last is not None else 0,
     )
 
 
 class Pool:
-    """Members eligible by presence, capacity and one skill, in the three orders."""
+    """Members eligible by presence, capacity and skills, in the three orders."""
 
     __slots__ = ("by_idle", "by_load", "by_turn")
 
@@ -125,14 +134,21 @@ class Pool:
 
 
 class Roster:
-    """One team's members (or the workspace's users) in turn order, and their pools."""
+    """One team's members (or the workspace's users) in turn order, and their pools.
 
-    __slots__ = ("order", "pools", "rank_of")
+    A pool per presence and single skill always; a pool for a set of two or more skills
+    once a step asks for that set (`pool`), kept from then on: a step needing `es` and
+    `billing` finds those who hold both without walking those who hold one."""
 
-    def __init__(self) -> None:
+    __slots__ = ("order", "pools", "rank_of", "skill_sets", "standing")
+
+    def __init__(self, standing: dict[UserId, Standing]) -> None:
         self.order: SortedList[Rank] = SortedList()
         self.rank_of: dict[UserId, Rank] = {}
         self.pools: dict[PoolKey, Pool] = {}
+        self.skill_sets: set[frozenset[str]] = set()
+        self.standing = standing
+        """The workspace's standings (`Pools.standing`), shared."""
 
     def join(self, rank: Rank, standing: Standing) -> None:
         self.order.add(rank)
@@ -147,8 +163,9 @@ class Roster:
     def place(self, rank: Rank, old: Standing | None, new: Standing | None) -> None:
         """Move a member from the pools of its old standing to those of its new: in a pool
         it stays in, only the orders whose number changed are touched."""
-        before = set(old.pools()) if old is not None else set()
-        after = set(new.pools()) if new is not None else set()
+        sets = self.skill_sets
+        before = set(old.pools(sets)) if old is not None else set()
+        after = set(new.pools(sets)) if new is not None else set()
         if old is not None:
             for key in before - after:
                 pool = self.pools[key]
@@ -165,8 +182,24 @@ class Roster:
                 for key in before & after:
                     self.pools[key].move(rank, old, new)
 
-    def pool(self, online_only: bool, skill: str | None = None) -> Pool | None:
-        return self.pools.get((online_only, skill))
+    def pool(self, online_only: bool, skills: Iterable[str] = ()) -> Pool | None:
+        """The members holding every one of `skills` (and online, if asked): None if none."""
+        wanted = frozenset(skills)
+        if len(wanted) > 1 and wanted not in self.skill_sets:
+            self._track(wanted)
+        return self.pools.get((online_only, wanted))
+
+    def _track(self, skills: frozenset[str]) -> None:
+        self.skill_sets.add(skills)
+        for user_id, rank in self.rank_of.items():
+            standing = self.standing[user_id]
+            if standing.capable and skills <= standing.skills:
+                for online_only in (False, True) if standing.online else (False,):
+                    key = (online_only, skills)
+                    found = self.pools.get(key)
+                    if found is None:
+                        found = self.pools[key] = Pool()
+                    found.add(rank, standing)
 
     def turn_from(self, cursor: Rank | None) -> Iterator[Rank]:
         """Every member once in turn order: after the cursor, then from the top (wrapping)."""
@@ -211,7 +244,7 @@ class Pools:
             return self.rosters.get(team_id)
         workspace = self.rosters.get(WORKSPACE)
         if workspace is None:
-            workspace = self.rosters[WORKSPACE] = Roster()
+            workspace = self.rosters[WORKSPACE] = Roster(self.standing)
             for user_id, standing in self.standing.items():
                 if standing.known:
                     workspace.join((0, user_id), standing)
@@ -227,9 +260,18 @@ class Pools:
         for user_id in users:
             self._refresh_user(view, user_id)
 
+    def shift(self, view: "WorkspaceView", user_id: UserId, load: int, idle: int) -> None:
+        """Place a user as a decision in progress left them (`DecisionContext`): the very
+        standing folding its decisions will give them, so the fold then finds nothing to do."""
+        user = view.users.get(user_id)
+        limit = user.max_open_contacts if user is not None else None
+        self._move(user_id, standing_of(view, user_id).with_load(load, idle, limit))
+
     def _refresh_user(self, view: "WorkspaceView", user_id: UserId) -> None:
+        self._move(user_id, standing_of(view, user_id))
+
+    def _move(self, user_id: UserId, new: Standing) -> None:
         old = self.standing.get(user_id)
-        new = standing_of(view, user_id)
         if new == old:
             return
         workspace = self.rosters.get(WORKSPACE)
@@ -263,7 +305,9 @@ class Pools:
         team = view.teams.get(TeamId(team_id))
         if team is None:
             return
-        roster = self.rosters[team_id] = Roster()
+        roster = self.rosters[team_id] = Roster(self.standing)
+        if old is not None:
+            roster.skill_sets = old.skill_sets
         for index, user_id in enumerate(team.members):
             standing = self.standing.get(user_id)
             if standing is None:

@@ -13,7 +13,7 @@ from handoff.core.context import DecisionContext
 from handoff.core.ids import ContactId, ConversationId, RunId
 from handoff.core.queue_lines import LineKey, Place
 from handoff.core.run import end, ref_of, resume
-from handoff.core.steps.assign_to import Request, fail, try_assign
+from handoff.core.steps.assign_to import Request, fail, serve
 
 __all__ = ["drain", "leave_closed", "waiting_of"]
 
@@ -37,7 +37,7 @@ def _serve(ctx: DecisionContext, run_id: RunId) -> bool:
     ref = ref_of(ctx, run_id)
     if entry.team_id is not None and entry.team_id not in ctx.view.teams:
         fail(ctx, ref, entry.workflow, "unknown_team", team_id=entry.team_id)
-    elif try_assign(Request.of_entry(entry), ref, ctx, entry.workflow) is not None:
+    elif not serve(Request.of_entry(entry), ref, ctx, entry.workflow):
         return False
     resume(ctx, ref)
     return True

@@ -21,8 +21,9 @@ TIMER_SOURCE = "/handoff/timers"
 
 def watch_key(workflow_id: str, user_id: str) -> RunId:
     """The timer key of an `assignee_unavailable` watch: one per (workflow, user), kept with
-    the runs' timers (`TimerElapsed.run_id` is this key, `step_id` the workflow id)."""
-    return RunId(f"unavailable/{workflow_id}/{user_id}")
+    the runs' timers (`TimerElapsed.run_id` is this key, `step_id` the workflow id). The
+    workflow id's length goes first, so ids holding `/` cannot make two pairs one key."""
+    return RunId(f"unavailable/{len(workflow_id)}/{workflow_id}/{user_id}")
 
 
 class TimerElapsedData(BaseModel):

@@ -49,12 +49,17 @@ def presence_changed(ctx: DecisionContext, user_id: UserId, status: str) -> None
 
 
 def watch_elapsed(ctx: DecisionContext, timer: TimerElapsed) -> None:
-    """A watch ran out: the user stayed unavailable for `after`."""
+    """A watch ran out: the user stayed unavailable for `after`. Only the live watch's
+    firing counts (an ended one's, polled late, finds another due time or none)."""
+    live = ctx.view.timers.get(timer.data.run_id)
+    if live is None or live.due_at != timer.time:
+        return
     workflow_id = WorkflowId(timer.data.step_id)
     user_id = UserId(timer.data.run_id.removeprefix(watch_key(workflow_id, "")))
+    ended = WatchEndedData(user_id=user_id, workflow_id=workflow_id)
+    ctx.emit(WatchEnded, ended, subject=user_id)
     for workflow, version in _watching(ctx):
-        status = ctx.view.presence.get(user_id, "offline")
-        if workflow.id == workflow_id and status in workflow.trigger.unavailable_status:
+        if workflow.id == workflow_id:
             _start_for(ctx, workflow, version, user_id)
 
 

@@ -193,9 +193,13 @@ class Routing:
 
 
 def queue_reason(explanation: Mapping[str, Any]) -> str:
-    """Why nobody could take a queued contact, from the reasons the explanation counts, in a
-    few words."""
-    reasons = set(explanation.get("ineligible") or {})
+    """Why nobody could take a queued contact, from the reasons the explanation counts (or,
+    in one logged before v1.1, its candidates' reasons), in a few words."""
+    reasons = set(explanation.get("ineligible") or {}) or {
+        _category(str(c.get("reason") or ""))
+        for c in explanation.get("candidates", [])
+        if not c["eligible"]
+    }
     if not reasons:
         return "no members"
     if reasons <= {"offline", "away"}:
@@ -205,6 +209,16 @@ def queue_reason(explanation: Mapping[str, Any]) -> str:
     if all(r.startswith("missing skill") for r in reasons):
         return "nobody with the skills"
     return "offline or at capacity"
+
+
+def _category(reason: str) -> str:
+    """A reason as v1.1 counts it, from one written before ("not online (away)", "at the
+    user's limit (3/3)")."""
+    if reason.startswith("not online ("):
+        return reason.removeprefix("not online (").rstrip(")")
+    if reason.startswith("at the user's limit"):
+        return "at capacity"
+    return reason.split(" (", 1)[0]
 
 
 def summarize(

@@ -2,33 +2,45 @@
 
 The walk goes through the pool the step's presence and skills select, in the logic's order
 from the cursor, and stops at the first member eligible by what the pool does not settle (a
-step's limit, a second skill). Members this decision already assigned are compared apart
-(`DecisionContext.touched`). What it examined makes the explanation, at most
-`MAX_CANDIDATES` of them listed (contract v1.1).
+step's limit). The index already holds what earlier assignments of the same decision did
+(`DecisionContext._reassign` moves them), so the walk's order is the true one. What it
+examined makes the explanation, at most `MAX_CANDIDATES` of them listed (contract v1.1).
 """
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from itertools import chain, islice
+from collections.abc import Iterator
+from itertools import islice
 
 from handoff.core.context import DecisionContext
 from handoff.core.events import MAX_CANDIDATES, Candidate, Explanation, Logic
 from handoff.core.ids import UserId
 from handoff.core.pools import Pool, Rank, Roster, member
-from handoff.core.rules import RULES, Rule
+from handoff.core.rules import RULES
 from handoff.core.rules.eligibility import Need, candidate
-from handoff.core.rules.round_robin import Key
 
-__all__ = ["choose"]
+__all__ = ["EXPLANATION_BUDGET", "choose"]
+
+EXPLANATION_BUDGET = 5 * 1024
+"""Bytes the listed candidates may take, about: with long user ids or reasons, fewer than
+`MAX_CANDIDATES` are listed (and `truncated` says so), so an output stays a few KiB."""
 
 
 def choose(
-    ctx: DecisionContext, roster: Roster, need: Need, logic: Logic, cursor_user: UserId | None
-) -> tuple[UserId | None, Explanation]:
-    """The member to assign (None: nobody is eligible), and why."""
+    ctx: DecisionContext,
+    roster: Roster,
+    need: Need,
+    logic: Logic,
+    cursor_user: UserId | None,
+    *,
+    passed: Candidate | None = None,
+    explain: bool = True,
+) -> tuple[UserId | None, Explanation | None]:
+    """The member to assign (None: nobody is eligible), and why. `passed`: a member already
+    examined and passed over (the last assignee), listed second. Without `explain`, nobody
+    eligible costs no explanation (a queue drain that only wants to know)."""
     rule = RULES[logic]
     cursor = roster.rank_of.get(cursor_user) if cursor_user is not None else None
-    seen: dict[UserId, Candidate] = {}
+    seen: dict[UserId, Candidate] = {} if passed is None else {passed.user_id: passed}
 
     def look(user_id: UserId) -> Candidate:
         c = seen.get(user_id)
@@ -36,86 +48,65 @@ def choose(
             c = seen[user_id] = candidate(ctx, user_id, need, idle=logic == "longest_idle")
         return c
 
-    touched = ctx.touched()
-    best: tuple[Key, Rank] | None = None
-    for user_id in touched:
-        rank = roster.rank_of.get(user_id)
-        if rank is not None and look(user_id).eligible:
-            key = rule.key(ctx, rank, cursor)
-            if best is None or key < best[0]:
-                best = (key, rank)
+    chosen: Rank | None = None
     pool = _pool(roster, need)
     walk: Iterator[Rank] = rule.walk(pool, cursor) if pool is not None else iter(())
-    stopped_at: list[Rank] = []
     for rank in walk:
-        user_id = member(rank)
-        if user_id in touched:
-            continue
-        key = rule.key(ctx, rank, cursor)
-        if best is not None and best[0] < key:
-            stopped_at.append(rank)
-            break
-        c = look(user_id)
+        c = look(member(rank))
         if c.eligible:
-            best = (key, rank)
+            chosen = rank
             break
         if logic == "least_open_contacts" and c.reason == "at the step's limit":
             break  # the walk goes by open contacts: everyone after is at the limit too
-    cursor_after = member(best[1]) if best is not None else cursor_user
-    if best is None:
+    if chosen is None:
+        if not explain:
+            return None, None
         listed = [look(member(r)) for r in islice(roster.turn_from(cursor), MAX_CANDIDATES)]
+        listed = _with(passed, listed)
         truncated = len(roster.order) > len(listed) or len(seen) > len(listed)
-        return None, _explanation(seen, listed, cursor_user, cursor_after, truncated)
-    chosen = member(best[1])
-    listed = [look(chosen)]
+        return None, _explanation(seen, listed, cursor_user, cursor_user, truncated)
+    assignee = member(chosen)
+    listed = [look(assignee)]
     passed_over: int | None = None
     if logic == "round_robin":
-        passed_over = roster.between(cursor, best[1])
+        passed_over = roster.between(cursor, chosen)
         shown = min(passed_over, MAX_CANDIDATES - 1)
         listed += [look(member(r)) for r in islice(roster.turn_from(cursor), shown)]
-    else:
-        rest = chain(stopped_at, walk)
-        listed += _closest(ctx, rule, roster, cursor, rest, touched, look, chosen)
+    else:  # the eligible members that came closest
+        for rank in islice(walk, MAX_CANDIDATES - 1):
+            if look(member(rank)).eligible:
+                listed.append(seen[member(rank)])
+    listed = _with(passed, listed)
     shown_ids = {c.user_id for c in listed}
     truncated = (passed_over or 0) > len(listed) - 1 or any(u not in shown_ids for u in seen)
-    return chosen, _explanation(
-        seen, listed, cursor_user, cursor_after, truncated, passed_over=passed_over
+    return assignee, _explanation(
+        seen, listed, cursor_user, assignee, truncated, passed_over=passed_over
     )
 
 
 def _pool(roster: Roster, need: Need) -> Pool | None:
-    """The smallest pool holding everyone eligible by presence and skills."""
-    if not need.skills:
-        return roster.pool(need.only_online)
-    pools = [roster.pool(need.only_online, skill) for skill in need.skills]
-    if any(p is None for p in pools):
+    """The pool of everyone eligible by presence and skills; None when a step limit leaves
+    nobody in it (its lightest member is at the limit already)."""
+    pool = roster.pool(need.only_online, need.skills)
+    limit = need.max_open_contacts
+    if pool is None or (limit is not None and pool.by_load[0][0] >= limit):
         return None
-    return min((p for p in pools if p is not None), key=len)
+    return pool
 
 
-def _closest(
-    ctx: DecisionContext,
-    rule: Rule,
-    roster: Roster,
-    cursor: Rank | None,
-    rest: Iterator[Rank],
-    touched: set[UserId],
-    look: Callable[[UserId], Candidate],
-    chosen: UserId,
-) -> list[Candidate]:
-    """Least open contacts and longest idle: the eligible members that came closest after
-    the assignee, from the rest of the walk and from those this decision assigned."""
-    keyed: list[tuple[Key, Candidate]] = []
-    for user_id in touched:
-        rank = roster.rank_of.get(user_id)
-        if rank is not None and user_id != chosen and look(user_id).eligible:
-            keyed.append((rule.key(ctx, rank, cursor), look(user_id)))
-    for rank in islice((r for r in rest if member(r) not in touched), MAX_CANDIDATES - 1):
-        c = look(member(rank))
-        if c.eligible:
-            keyed.append((rule.key(ctx, rank, cursor), c))
-    keyed.sort(key=lambda kc: kc[0])
-    return [c for _, c in keyed[: MAX_CANDIDATES - 1]]
+def _with(passed: Candidate | None, listed: list[Candidate]) -> list[Candidate]:
+    """The listed candidates with the passed-over last assignee second (unless listed),
+    within `MAX_CANDIDATES` and `EXPLANATION_BUDGET`."""
+    if passed is not None and all(c.user_id != passed.user_id for c in listed):
+        listed = [*listed[:1], passed, *listed[1:]]
+    kept: list[Candidate] = []
+    size = 0
+    for c in listed[:MAX_CANDIDATES]:
+        size += 100 + len(c.user_id) + len(c.reason or "")
+        if kept and size > EXPLANATION_BUDGET:
+            break
+        kept.append(c)
+    return kept
 
 
 def _explanation(

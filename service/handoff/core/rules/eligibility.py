@@ -42,12 +42,11 @@ def candidate(
         missing = next((s for s in need.skills if s not in user.skills), None)
         if missing is not None:
             reason = f"missing skill {missing}"
-    last = ctx.view.last_assigned.get(user_id) if idle else None
     return Candidate(
         user_id=user_id,
         online=presence == "online",
         open_contacts=open_contacts,
         eligible=reason is None,
         reason=reason,
-        last_assigned_at=last.at if last is not None else None,
+        last_assigned_at=ctx.assigned_at(user_id) if idle else None,
     )

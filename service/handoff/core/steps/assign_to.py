@@ -12,7 +12,6 @@ from typing import Literal
 from handoff.core.context import DecisionContext
 from handoff.core.durations import to_timedelta
 from handoff.core.events import (
-    MAX_CANDIDATES,
     AssignmentFailed,
     AssignmentFailedData,
     AssignmentQueued,
@@ -30,7 +29,7 @@ from handoff.core.events import (
     Strategy,
     WorkflowRef,
 )
-from handoff.core.ids import ContactId, TeamId, UserId
+from handoff.core.ids import MAX_SKILL_LENGTH, ContactId, TeamId, UserId
 from handoff.core.rules.choose import choose
 from handoff.core.rules.eligibility import Need, candidate
 from handoff.core.run_ref import Goto, RunRef
@@ -38,7 +37,7 @@ from handoff.core.steps.wait import sleep
 from handoff.core.view import WORKSPACE_CURSOR, QueueEntry
 from handoff.core.workflow import AssignTo, ContactFieldSkill
 
-__all__ = ["Request", "decide", "fail", "relax", "time_out", "try_assign"]
+__all__ = ["Request", "decide", "fail", "relax", "serve", "time_out", "try_assign"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,10 @@ def _skills(step: AssignTo, ctx: DecisionContext, contact_id: ContactId) -> tupl
         if not isinstance(skill, ContactFieldSkill):
             skills.append(skill)
         elif (value := fields.get(skill.contact_field)) is not None:
-            skills.append(str(value).lower() if isinstance(value, bool) else str(value))
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            # A skill is at most 100 characters; a longer value, cut and marked so, is one
+            # nobody holds, and its explanations stay small.
+            skills.append(text if len(text) <= MAX_SKILL_LENGTH else f"{text[:100]}…")
     return tuple(dict.fromkeys(skills))
 
 
@@ -162,7 +164,7 @@ def relax(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next", 
         SkillsRelaxed, SkillsRelaxedData(run_id=run.run_id, step_id=step.id), run.run.contact_id
     )
     request = replace(Request.of_entry(entry), skills=())
-    if try_assign(request, run, ctx, entry.workflow) is None:
+    if serve(request, run, ctx, entry.workflow):
         return "next"
     assert step.relax_skills_after is not None
     rest = to_timedelta(step.timeout) - to_timedelta(step.relax_skills_after)
@@ -213,30 +215,46 @@ def try_assign(
     request: Request, run: RunRef, ctx: DecisionContext, ref: WorkflowRef
 ) -> Explanation | None:
     """Assign by the request; None when done, else why nobody was eligible."""
+    done, explanation = _assign(request, run, ctx, ref, explain=True)
+    if done:
+        return None
+    assert explanation is not None
+    return explanation
+
+
+def serve(request: Request, run: RunRef, ctx: DecisionContext, ref: WorkflowRef) -> bool:
+    """Assign by the request if anyone is eligible (the queue: nobody costs no explanation)."""
+    return _assign(request, run, ctx, ref, explain=False)[0]
+
+
+def _assign(
+    request: Request, run: RunRef, ctx: DecisionContext, ref: WorkflowRef, *, explain: bool
+) -> tuple[bool, Explanation | None]:
     roster = ctx.view.pools().roster(request.team_id)
     if roster is None:
-        return Explanation(candidates=[])
+        return False, Explanation(candidates=[])
     cursor = ctx.cursor(request.team_id or WORKSPACE_CURSOR)
     contact_id = run.run.contact_id
     passed: Candidate | None = None
-    strategy: Strategy = request.logic
     if request.prefer == "last_assignee" and (last := ctx.last_assignee(contact_id)):
         passed = candidate(ctx, last, request.need)
         if passed.eligible and last not in roster.rank_of:
             passed = passed.model_copy(update={"eligible": False, "reason": "not in the team"})
-        if passed.eligible:
-            strategy = "last_assignee"
-    if strategy == "last_assignee" and passed is not None:
+    strategy: Strategy
+    if passed is not None and passed.eligible:
         chosen: UserId | None = passed.user_id
-        explanation = Explanation(
+        strategy = "last_assignee"
+        explanation: Explanation | None = Explanation(
             candidates=[passed], cursor_before=cursor, cursor_after=chosen, considered=1, eligible=1
         )
     else:
-        chosen, explanation = choose(ctx, roster, request.need, request.logic, cursor)
-        if passed is not None:
-            explanation = _with_passed_over(explanation, passed)
+        strategy = request.logic
+        chosen, explanation = choose(
+            ctx, roster, request.need, request.logic, cursor, passed=passed, explain=explain
+        )
     if chosen is None:
-        return explanation
+        return False, explanation
+    assert explanation is not None
     previous = ctx.assignee(contact_id)
     if chosen != previous:
         ctx.emit(
@@ -254,27 +272,7 @@ def try_assign(
             ),
             subject=contact_id,
         )
-    return None
-
-
-def _with_passed_over(explanation: Explanation, last: Candidate) -> Explanation:
-    """The explanation with the last assignee, whom `prefer` passed over, second (after
-    the assignee) and counted, unless the logic examined them anyway."""
-    if any(c.user_id == last.user_id for c in explanation.candidates):
-        return explanation
-    listed = explanation.candidates
-    candidates = [*listed[:1], last, *listed[1:]][:MAX_CANDIDATES]
-    ineligible = dict(explanation.ineligible)
-    assert last.reason is not None
-    ineligible[last.reason] = ineligible.get(last.reason, 0) + 1
-    return explanation.model_copy(
-        update={
-            "candidates": candidates,
-            "considered": explanation.considered + 1,
-            "ineligible": dict(sorted(ineligible.items())),
-            "truncated": explanation.truncated or len(candidates) < len(listed) + 1,
-        }
-    )
+    return True, None
 
 
 def _why_nobody(request: Request, run: RunRef, ctx: DecisionContext) -> Explanation:
@@ -282,7 +280,9 @@ def _why_nobody(request: Request, run: RunRef, ctx: DecisionContext) -> Explanat
     if roster is None:
         return Explanation(candidates=[])
     cursor = ctx.cursor(request.team_id or WORKSPACE_CURSOR)
-    return choose(ctx, roster, request.need, request.logic, cursor)[1]
+    explanation = choose(ctx, roster, request.need, request.logic, cursor)[1]
+    assert explanation is not None
+    return explanation
 
 
 def _assign_user(user_id: UserId, run: RunRef, ctx: DecisionContext, ref: WorkflowRef) -> None:
