@@ -36,7 +36,7 @@ FORMAT = 2
 """The shape of the projections these folds make, stored beside them (`projection_format`):
 raised when a fold starts keeping rows that projections folded before it lack, so stored
 ones are rebuilt from the log (`handoff replay --rebuild`) before they are decided on.
-2: routing v1.1 (`last_assigned`, `last_assignees`, `assigned_open`, `presence_changes`)."""
+2: routing v1.1 (`last_assigned`, `last_assignees`, `presence_changes`)."""
 
 Changed = tuple[str, str]
 """(table, key): a row a fold changed or deleted."""

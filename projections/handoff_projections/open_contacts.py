@@ -1,5 +1,4 @@
-"""Open contacts per user: contacts assigned to the user whose conversation is open, counted
-(`open_contacts`) and listed (`assigned_open`, in the order they became so).
+"""Open contacts per user: contacts assigned to the user whose conversation is open.
 
 Reads assignees and open conversations as they were before the event (this fold runs first),
 so a change counts once: a close lowers the assignee's count, a reopen raises it again, a
@@ -23,7 +22,7 @@ HANDLES = frozenset(
         "conversation.closed",
     }
 )
-TABLES = ("open_contacts", "assigned_open")
+TABLES = ("open_contacts",)
 
 
 def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
@@ -35,11 +34,11 @@ def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
         case ContactAssigneeChanged(data=d):
             yield from _move(view, d.contact_id, d.assignee_id)
         case ConversationOpened(data=d) if not view.open_conversations.get(d.contact_id):
-            yield from _add(view, view.assignees.get(d.contact_id), d.contact_id, +1)
+            yield from _add(view, view.assignees.get(d.contact_id), +1)
         case ConversationClosed(data=d) if view.open_conversations.get(d.contact_id) == (
             d.conversation_id,
         ):
-            yield from _add(view, view.assignees.get(d.contact_id), d.contact_id, -1)
+            yield from _add(view, view.assignees.get(d.contact_id), -1)
 
 
 def _move(
@@ -48,13 +47,11 @@ def _move(
     previous = view.assignees.get(contact_id)
     if previous == to or not view.open_conversations.get(contact_id):
         return
-    yield from _add(view, previous, contact_id, -1)
-    yield from _add(view, to, contact_id, +1)
+    yield from _add(view, previous, -1)
+    yield from _add(view, to, +1)
 
 
-def _add(
-    view: WorkspaceView, user_id: UserId | None, contact_id: ContactId, delta: int
-) -> Iterator[tuple[str, str]]:
+def _add(view: WorkspaceView, user_id: UserId | None, delta: int) -> Iterator[tuple[str, str]]:
     if user_id is None:
         return
     count = view.open_contacts.get(user_id, 0) + delta
@@ -63,10 +60,3 @@ def _add(
     else:
         view.open_contacts.pop(user_id, None)
     yield "open_contacts", user_id
-    held = view.assigned_open.get(user_id, ())
-    contacts = (*held, contact_id) if delta > 0 else tuple(c for c in held if c != contact_id)
-    if contacts:
-        view.assigned_open[user_id] = contacts
-    else:
-        view.assigned_open.pop(user_id, None)
-    yield "assigned_open", user_id

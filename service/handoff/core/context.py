@@ -36,6 +36,8 @@ class DecisionContext:
         self._variables: dict[RunId, dict[str, str]] = {}
         self._jumps: dict[tuple[RunId, str], int] = {}
         self.resumed: set[RunId] = set()
+        self.freed = False
+        """Someone's open contacts went down in this decision: the queue may be served."""
         self.shifted: set[UserId] = set()
         """Users this decision moved in the routing index (`restore_index`)."""
 
@@ -83,6 +85,7 @@ class DecisionContext:
         if self.view.open_conversations.get(contact_id):
             if previous is not None:
                 self._open_delta[previous] = self._open_delta.get(previous, 0) - 1
+                self.freed = True
             if assignee is not None:
                 self._open_delta[assignee] = self._open_delta.get(assignee, 0) + 1
         pools = self.view.pools()

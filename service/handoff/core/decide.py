@@ -39,7 +39,8 @@ _MAY_FREE_AN_AGENT = frozenset(
         "team.removed",
     }
 )
-"""Inputs after which someone may have become eligible, so the queue is tried again."""
+"""Inputs after which someone may have become eligible, so the queue is tried again (as
+after any decision that lowered someone's open contacts)."""
 
 
 def decide(
@@ -66,8 +67,12 @@ def decide(
             unavailable.presence_changed(ctx, data.user_id, data.status)
         case _:
             pass
-    if view.queue and event.type in _MAY_FREE_AN_AGENT:
-        queue.drain(ctx)
+    if view.queue and (event.type in _MAY_FREE_AN_AGENT or ctx.freed):
+        # Serving the queue resumes runs, whose steps may free an agent again (a contact
+        # moved to someone else): then the lines are tried again, until a pass frees nobody.
+        ctx.freed = False
+        while queue.drain(ctx) and ctx.freed:
+            ctx.freed = False
     if not keep_index:
         ctx.restore_index()
     return ctx.events

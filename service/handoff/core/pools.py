@@ -15,7 +15,7 @@ from the rows after any sequence of inputs.
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from sortedcontainers import SortedList
 
@@ -51,7 +51,8 @@ def member(rank: Rank) -> UserId:
 PoolKey = tuple[bool, frozenset[str]]
 """(online only, the skills every member holds; empty: any): which members a pool holds."""
 
-_ANY: frozenset[str] = frozenset()
+Order = Literal["load", "idle"]
+"""A pool's orders besides turn: by open contacts, by last assignment."""
 
 _FOLLOWED = frozenset({"users", "presence", "open_contacts", "last_assigned"})
 """The tables a member's standing is made of."""
@@ -70,16 +71,12 @@ class Standing:
     idle: int
     """The log position of their last assignment (`LastAssignment.seq`); 0: never."""
 
-    def pools(self, skill_sets: Iterable[frozenset[str]]) -> Iterator[PoolKey]:
-        """The pools this member belongs in: any skill, each skill held, and each of the
-        roster's tracked sets of skills (`skill_sets`) held whole."""
-        if not self.capable:
-            return
-        held = [_ANY, *(frozenset((s,)) for s in self.skills)]
-        held += [s for s in skill_sets if s <= self.skills]
-        for online_only in (False, True) if self.online else (False,):
-            for skills in held:
-                yield online_only, skills
+    def fits(self, key: PoolKey) -> bool:
+        online_only, skills = key
+        return self.capable and (self.online or not online_only) and skills <= self.skills
+
+    def value(self, order: Order) -> int:
+        return self.load if order == "load" else self.idle
 
     def with_load(self, load: int, idle: int, limit: int | None) -> "Standing":
         capable = self.known and (limit is None or load < limit)
@@ -95,39 +92,48 @@ def standing_of(view: "WorkspaceView", user_id: UserId) -> Standing:
         online=view.presence.get(user_id) == "online",
         capable=user is not None
         and (user.max_open_contacts is None or load < user.max_open_contacts),
-        skills=frozenset(user.skills) if user is not None else _ANY,
+        skills=frozenset(user.skills) if user is not None else frozenset(),
         load=load,
         idle=last.seq if last is not None else 0,
     )
 
 
 class Pool:
-    """Members eligible by presence, capacity and skills, in the three orders."""
+    """Members eligible by presence, capacity and skills: in turn order, and in the orders
+    by load or idle time once a logic has asked for them (`ordered`)."""
 
-    __slots__ = ("by_idle", "by_load", "by_turn")
+    __slots__ = ("by_turn", "orders", "standing")
 
-    def __init__(self) -> None:
+    def __init__(self, standing: dict[UserId, Standing]) -> None:
         self.by_turn: SortedList[Rank] = SortedList()
-        self.by_load: SortedList[tuple[int, Rank]] = SortedList()
-        self.by_idle: SortedList[tuple[int, Rank]] = SortedList()
+        self.orders: dict[Order, SortedList[tuple[int, Rank]]] = {}
+        self.standing = standing
+        """The workspace's standings (`Pools.standing`), shared: what an order is built of."""
 
     def add(self, rank: Rank, standing: Standing) -> None:
         self.by_turn.add(rank)
-        self.by_load.add((standing.load, rank))
-        self.by_idle.add((standing.idle, rank))
+        for order, members in self.orders.items():
+            members.add((standing.value(order), rank))
 
     def remove(self, rank: Rank, standing: Standing) -> None:
         self.by_turn.remove(rank)
-        self.by_load.remove((standing.load, rank))
-        self.by_idle.remove((standing.idle, rank))
+        for order, members in self.orders.items():
+            members.remove((standing.value(order), rank))
 
     def move(self, rank: Rank, old: Standing, new: Standing) -> None:
-        if old.load != new.load:
-            self.by_load.remove((old.load, rank))
-            self.by_load.add((new.load, rank))
-        if old.idle != new.idle:
-            self.by_idle.remove((old.idle, rank))
-            self.by_idle.add((new.idle, rank))
+        for order, members in self.orders.items():
+            before, after = old.value(order), new.value(order)
+            if before != after:
+                members.remove((before, rank))
+                members.add((after, rank))
+
+    def ordered(self, order: Order) -> SortedList[tuple[int, Rank]]:
+        members = self.orders.get(order)
+        if members is None:
+            members = self.orders[order] = SortedList(
+                (self.standing[member(rank)].value(order), rank) for rank in self.by_turn
+            )
+        return members
 
     def __len__(self) -> int:
         return len(self.by_turn)
@@ -136,17 +142,16 @@ class Pool:
 class Roster:
     """One team's members (or the workspace's users) in turn order, and their pools.
 
-    A pool per presence and single skill always; a pool for a set of two or more skills
-    once a step asks for that set (`pool`), kept from then on: a step needing `es` and
-    `billing` finds those who hold both without walking those who hold one."""
+    A pool is made when a step first asks for it (by presence and skills: a step needing
+    `es` and `billing` finds those who hold both without walking those who hold one) and
+    kept from then on; members move only in the pools and orders that exist."""
 
-    __slots__ = ("order", "pools", "rank_of", "skill_sets", "standing")
+    __slots__ = ("order", "pools", "rank_of", "standing")
 
     def __init__(self, standing: dict[UserId, Standing]) -> None:
         self.order: SortedList[Rank] = SortedList()
         self.rank_of: dict[UserId, Rank] = {}
         self.pools: dict[PoolKey, Pool] = {}
-        self.skill_sets: set[frozenset[str]] = set()
         self.standing = standing
         """The workspace's standings (`Pools.standing`), shared."""
 
@@ -161,45 +166,28 @@ class Roster:
         self.place(rank, standing, None)
 
     def place(self, rank: Rank, old: Standing | None, new: Standing | None) -> None:
-        """Move a member from the pools of its old standing to those of its new: in a pool
-        it stays in, only the orders whose number changed are touched."""
-        sets = self.skill_sets
-        before = set(old.pools(sets)) if old is not None else set()
-        after = set(new.pools(sets)) if new is not None else set()
-        if old is not None:
-            for key in before - after:
-                pool = self.pools[key]
+        """Move a member from the pools of its old standing to those of its new."""
+        for key, pool in self.pools.items():
+            was = old.fits(key) if old is not None else False
+            now = new.fits(key) if new is not None else False
+            if was and now and old is not None and new is not None:
+                pool.move(rank, old, new)
+            elif was and old is not None:
                 pool.remove(rank, old)
-                if not pool:
-                    del self.pools[key]
-        if new is not None:
-            for key in after - before:
-                found = self.pools.get(key)
-                if found is None:
-                    found = self.pools[key] = Pool()
-                found.add(rank, new)
-            if old is not None:
-                for key in before & after:
-                    self.pools[key].move(rank, old, new)
+            elif now and new is not None:
+                pool.add(rank, new)
 
     def pool(self, online_only: bool, skills: Iterable[str] = ()) -> Pool | None:
         """The members holding every one of `skills` (and online, if asked): None if none."""
-        wanted = frozenset(skills)
-        if len(wanted) > 1 and wanted not in self.skill_sets:
-            self._track(wanted)
-        return self.pools.get((online_only, wanted))
-
-    def _track(self, skills: frozenset[str]) -> None:
-        self.skill_sets.add(skills)
-        for user_id, rank in self.rank_of.items():
-            standing = self.standing[user_id]
-            if standing.capable and skills <= standing.skills:
-                for online_only in (False, True) if standing.online else (False,):
-                    key = (online_only, skills)
-                    found = self.pools.get(key)
-                    if found is None:
-                        found = self.pools[key] = Pool()
-                    found.add(rank, standing)
+        key = (online_only, frozenset(skills))
+        pool = self.pools.get(key)
+        if pool is None:
+            pool = self.pools[key] = Pool(self.standing)
+            for user_id, rank in self.rank_of.items():
+                standing = self.standing[user_id]
+                if standing.fits(key):
+                    pool.add(rank, standing)
+        return pool if pool else None
 
     def turn_from(self, cursor: Rank | None) -> Iterator[Rank]:
         """Every member once in turn order: after the cursor, then from the top (wrapping)."""
@@ -265,7 +253,8 @@ class Pools:
         standing folding its decisions will give them, so the fold then finds nothing to do."""
         user = view.users.get(user_id)
         limit = user.max_open_contacts if user is not None else None
-        self._move(user_id, standing_of(view, user_id).with_load(load, idle, limit))
+        standing = self.standing.get(user_id) or standing_of(view, user_id)
+        self._move(user_id, standing.with_load(load, idle, limit))
 
     def _refresh_user(self, view: "WorkspaceView", user_id: UserId) -> None:
         self._move(user_id, standing_of(view, user_id))
@@ -306,11 +295,13 @@ class Pools:
         if team is None:
             return
         roster = self.rosters[team_id] = Roster(self.standing)
-        if old is not None:
-            roster.skill_sets = old.skill_sets
         for index, user_id in enumerate(team.members):
             standing = self.standing.get(user_id)
             if standing is None:
                 standing = self.standing[user_id] = standing_of(view, user_id)
             roster.join((index, user_id), standing)
             self.teams_of.setdefault(user_id, set()).add(team_id)
+        for key, pool in old.pools.items() if old is not None else ():
+            roster.pool(*key)  # the pools and orders steps asked of the team before
+            for order in pool.orders:
+                roster.pools[key].ordered(order)

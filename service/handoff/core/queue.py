@@ -18,17 +18,22 @@ from handoff.core.steps.assign_to import Request, fail, serve
 __all__ = ["drain", "leave_closed", "waiting_of"]
 
 
-def drain(ctx: DecisionContext) -> None:
+def drain(ctx: DecisionContext) -> bool:
+    """Serve what can be served now; True if anyone was."""
+    served = False
     lines = ctx.view.queue_lines().lines
     heads: list[tuple[Place, int, LineKey]] = [(line[0], 0, key) for key, line in lines.items()]
     heapq.heapify(heads)
     while heads:
         (_, _, run_id), at, key = heapq.heappop(heads)
-        if run_id not in ctx.resumed and not _serve(ctx, run_id):
-            continue  # nobody can take this line's head: nor anyone behind it
+        if run_id not in ctx.resumed:
+            if not _serve(ctx, run_id):
+                continue  # nobody can take this line's head: nor anyone behind it
+            served = True
         line = lines[key]
         if at + 1 < len(line):
             heapq.heappush(heads, (line[at + 1], at + 1, key))
+    return served
 
 
 def _serve(ctx: DecisionContext, run_id: RunId) -> bool:

@@ -79,7 +79,7 @@ def _start_for(ctx: DecisionContext, workflow: Workflow, version: int, user_id: 
     view = ctx.view
     active = run.active(ctx)
     started: list[tuple[datetime, ConversationId, ContactId]] = []
-    for contact_id in view.assigned_open.get(user_id, ()):
+    for contact_id in view.open_assignments().of_user.get(user_id, {}):
         open_ = view.open_conversations.get(contact_id)
         if not open_ or ctx.assignee(contact_id) != user_id:
             continue

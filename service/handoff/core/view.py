@@ -15,6 +15,7 @@ from typing import Literal
 
 from handoff.core.events import Logic, WorkflowRef
 from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
+from handoff.core.open_assignments import OpenAssignments
 from handoff.core.pools import Pools
 from handoff.core.queue_lines import QueueLines
 from handoff.core.timers import TimerKind
@@ -154,6 +155,14 @@ class Timer:
     kind: TimerKind
 
 
+_INDEXED = frozenset(
+    {"users", "presence", "open_contacts", "last_assigned", "teams"}
+    | {"queue"}
+    | {"assignees", "open_conversations"}
+)
+"""The tables the indexes are made of: `Pools`, `QueueLines`, `OpenAssignments`."""
+
+
 @dataclass
 class WorkspaceView:
     """The folded state of one workspace. `version` is the position of its last logged event."""
@@ -169,9 +178,6 @@ class WorkspaceView:
     conversations: dict[ConversationId, Conversation] = field(default_factory=dict)
     open_conversations: dict[ContactId, tuple[ConversationId, ...]] = field(default_factory=dict)
     open_contacts: dict[UserId, int] = field(default_factory=dict)
-    assigned_open: dict[UserId, tuple[ContactId, ...]] = field(default_factory=dict)
-    """User -> the contacts assigned to them whose conversation is open (`open_contacts`
-    counts them): who an `assignee_unavailable` trigger starts runs for."""
     last_assigned: dict[UserId, LastAssignment] = field(default_factory=dict)
     last_assignees: dict[ContactId, UserId] = field(default_factory=dict)
     """Contact -> its most recent assignee, kept across closes and unassignments."""
@@ -185,6 +191,7 @@ class WorkspaceView:
     """`workflow_id/contact_id` -> runs started: what `once_per_contact` asks about."""
     _pools: Pools | None = field(default=None, compare=False, repr=False)
     _lines: QueueLines | None = field(default=None, compare=False, repr=False)
+    _open: OpenAssignments | None = field(default=None, compare=False, repr=False)
 
     def workflow(self, workflow_id: str, version: int) -> Workflow:
         return self.workflow_versions[f"{workflow_id}/{version}"]
@@ -201,15 +208,27 @@ class WorkspaceView:
             self._lines = QueueLines.of(self)
         return self._lines
 
+    def open_assignments(self) -> OpenAssignments:
+        """Each user's open contacts, built when first asked for."""
+        if self._open is None:
+            self._open = OpenAssignments.of(self)
+        return self._open
+
     def follow(self, changed: Iterable[tuple[str, str]]) -> None:
         """Keep the indexes built so far in step with rows a fold changed; called by
         `handoff_projections.evolve` after every event (and by whoever changes rows)."""
+        changed = [row for row in changed if row[0] in _INDEXED]
+        if not changed:
+            return  # most events change only runs, timers, conversations
         if self._pools is not None:
             self._pools.follow(self, changed)
         if self._lines is not None:
             self._lines.follow(self, changed)
+        if self._open is not None:
+            self._open.follow(self, changed)
 
     def forget_indexes(self) -> None:
         """Rows were loaded or changed behind the folds' back: build the indexes afresh."""
         self._pools = None
         self._lines = None
+        self._open = None

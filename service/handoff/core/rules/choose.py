@@ -18,7 +18,12 @@ from handoff.core.pools import Pool, Rank, Roster, member
 from handoff.core.rules import RULES
 from handoff.core.rules.eligibility import Need, candidate
 
-__all__ = ["EXPLANATION_BUDGET", "choose"]
+__all__ = ["EXPLANATION_BUDGET", "RUNNERS_UP", "choose"]
+
+RUNNERS_UP = 2
+"""Least open contacts and longest idle list the assignee and at most this many eligible
+members that came closest: enough to show the order, and a decision examines no more
+members in a team of 5,000 than in one of 5 (`handoff explain` shows them all)."""
 
 EXPLANATION_BUDGET = 5 * 1024
 """Bytes the listed candidates may take, about: with long user ids or reasons, fewer than
@@ -73,7 +78,7 @@ def choose(
         shown = min(passed_over, MAX_CANDIDATES - 1)
         listed += [look(member(r)) for r in islice(roster.turn_from(cursor), shown)]
     else:  # the eligible members that came closest
-        for rank in islice(walk, MAX_CANDIDATES - 1):
+        for rank in islice(walk, RUNNERS_UP):
             if look(member(rank)).eligible:
                 listed.append(seen[member(rank)])
     listed = _with(passed, listed)
@@ -89,7 +94,7 @@ def _pool(roster: Roster, need: Need) -> Pool | None:
     nobody in it (its lightest member is at the limit already)."""
     pool = roster.pool(need.only_online, need.skills)
     limit = need.max_open_contacts
-    if pool is None or (limit is not None and pool.by_load[0][0] >= limit):
+    if pool is None or (limit is not None and pool.ordered("load")[0][0] >= limit):
         return None
     return pool
 
