@@ -32,6 +32,15 @@ from handoff.bench.stream import (
     weekend_start,
 )
 from handoff.bench.table import Section, ratio_line, render
+from handoff.bench.team_size import (
+    LOGICS,
+    DrainResult,
+    measure_all,
+    opening_events,
+    ratios,
+    setup_events,
+    table,
+)
 from handoff.core.workflow import Workflow
 from handoff.demo.traffic import ALL_FAMILIES, TEMPLATES_DIR, CloudEvent, day_events
 
@@ -305,3 +314,64 @@ def test_quick_is_smaller_than_full_and_options_override() -> None:
     assert custom.out == Path("t.txt")
     with pytest.raises(SystemExit):
         options_from(_parse("--workspaces", "0"))
+
+
+# --- decision cost by team size -------------------------------------------------------------
+
+
+def test_the_pure_path_by_team_size_measures_every_logic_and_size() -> None:
+    results = measure_all(LOGICS, (2, 3), conversations=4, warmup=2, rounds=2)
+    assert [(r.logic, r.size) for r in results] == [(g, n) for g in LOGICS for n in (2, 3)]
+    for r in results:
+        assert r.conversations == 4
+        assert r.routed == 4, r.decided  # every opening routed: all online, no limit
+        assert r.cpu_seconds > 0
+        assert r.wall_seconds > 0
+        assert r.us_per_routed > 0
+        assert r.bytes_per_conversation > 0
+        assert 0 < r.max_bytes <= r.decision_bytes
+        assert r.max_type in r.decided
+    assert set(ratios(results)) == set(LOGICS)
+    assert all(x > 0 for x in ratios(results).values())
+    lines = table(results).splitlines()
+    assert len(lines) == 2 + len(results) + len(LOGICS)
+    assert lines[-1].startswith("longest_idle: largest / smallest team ")
+
+    report = _results()
+    report.team_pure = results
+    report.team_drains = [
+        DrainResult(5, 4, 2000, 2000, 2.0, 0.1),
+        DrainResult(500, 4, 2000, 2000, 2.5, 0.1),
+    ]
+    text = build_report(report)
+    section = text[text.index("7. decision cost by team size") :]
+    assert section.index("pure path: how") < section.index("service drain: how")
+    for logic in LOGICS:
+        assert f"  {logic} " in section, logic
+        assert re.search(r"team 2: [\d,]+ µs, [\d,]+ B of decisions per conversation", section)
+        assert "team 3 / team 2: " in section
+    assert "(target: under 8 KiB)" in section
+    assert "1,000 routed conversations/s (2,000 in 2.0 s; rounds: 1,000)" in section
+    assert "800 routed conversations/s" in section
+    assert "teams of 500 / of 5" in section
+    assert "0.80 (target: at least 0.67)" in section
+    assert text.splitlines()[-1] == "handoff/pipe throughput ratio: 0.10"
+
+
+def test_without_team_size_figures_the_report_leaves_their_section_out() -> None:
+    assert "decision cost by team size" not in build_report(_results())
+
+
+def test_the_team_size_inputs_are_valid_and_ordered_per_workspace() -> None:
+    events = setup_events("ws", 3, "longest_idle") + opening_events("ws", 0, 2, 3)
+    assert [e["type"] for e in events] == [
+        *["user.upserted"] * 3,
+        *["user.presence_changed"] * 3,
+        "team.upserted",
+        "workflow.published",
+        *["conversation.opened"] * 2,
+    ]
+    assert all(isinstance(parse(orjson.dumps(e), 1 << 20), Accepted) for e in events)
+    assert len({e["id"] for e in events}) == len(events)
+    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+    assert len({e["data"]["contact_id"] for e in events[-2:]}) == 2

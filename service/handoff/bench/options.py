@@ -31,6 +31,20 @@ class BenchOptions:
     long_log_workspaces: tuple[int, ...] = (1_000,)
     """Counts measured again with a log `long_log_days` times as long."""
     long_log_days: int = 10
+    team_sizes: tuple[int, ...] = (5, 50, 500, 5_000)
+    """Team sizes of the pure path by team size (7, `handoff.bench.team_size`)."""
+    team_conversations: int = 2000
+    """Openings measured per (logic, team size), after `team_warmup` more."""
+    team_warmup: int = 200
+    team_rounds: int = 3
+    """Each (logic, team size) keeps its fastest of this many rounds."""
+    drain_sizes: tuple[int, ...] = (5, 500)
+    """Team sizes of the drain through the service by team size (7)."""
+    drain_workspaces: int = 8
+    """Workspaces of each size in that drain."""
+    drain_openings: int = 4000
+    """Openings per size and round, over its workspaces."""
+    drain_rounds: int = 2
     out: Path | None = None
 
 
@@ -41,6 +55,12 @@ QUICK = BenchOptions(
     latency_seconds=4.0,
     memory_workspaces=(1_000, 10_000),
     long_log_workspaces=(1_000,),
+    team_conversations=400,
+    team_warmup=100,
+    team_rounds=2,
+    drain_workspaces=4,
+    drain_openings=2000,
+    drain_rounds=2,
 )
 
 
@@ -48,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="the same table with smaller numbers, in under two minutes",
+        help="the same table with smaller numbers, in under three minutes",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the table to FILE")
     parser.add_argument(

@@ -13,6 +13,7 @@ from handoff.bench.replay_rate import ReplayResult
 from handoff.bench.servers import Drained
 from handoff.bench.stream import STEP_TYPES
 from handoff.bench.table import Section, render
+from handoff.bench.team_size import DrainResult, PureResult, ratios
 
 __all__ = ["Results", "build_report"]
 
@@ -39,6 +40,8 @@ class Results:
     pipe_processes: PipeResult | None = None
     """The no-op pipe over the same backlog in two processes, beside two instances."""
     memory: list[MemoryResult] = field(default_factory=list)
+    team_pure: list[PureResult] = field(default_factory=list)
+    team_drains: list[DrainResult] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -203,6 +206,70 @@ def _instances(r: Results) -> Section:
     return s
 
 
+_KIB = 1024
+
+
+def _team_size(r: Results) -> Section:
+    o = r.options
+    s = Section("7. decision cost by team size (issue 14)")
+    if r.team_pure:
+        s.add(
+            "pure path: how",
+            "fold, decide, fold the decisions, dump_event each; no I/O. One workspace, every"
+            "\nuser online, no max_open_contacts; one step: assign_to the team, only_online."
+            f"\n{o.team_conversations:,} openings by distinct contacts (none closed) after "
+            f"{o.team_warmup:,} more;\nCPU time (time.process_time) per routed conversation, "
+            f"fastest of {o.team_rounds} round{'s' if o.team_rounds > 1 else ''}",
+        )
+    ratio = ratios(r.team_pure)
+    for logic in dict.fromkeys(x.logic for x in r.team_pure):
+        mine = sorted((x for x in r.team_pure if x.logic == logic), key=lambda x: x.size)
+        lines = [
+            f"team {x.size:,}: {x.us_per_routed:,.0f} µs, {_n(x.bytes_per_conversation)} B of "
+            f"decisions per conversation, largest {x.max_bytes:,} B"
+            for x in mine
+        ]
+        if logic in ratio:
+            lines.append(
+                f"team {mine[-1].size:,} / team {mine[0].size:,}: {ratio[logic]:.2f}x"
+                " (target: within 1.5x)"
+            )
+        s.add(logic, "\n".join(lines))
+    if r.team_pure:
+        top = max(r.team_pure, key=lambda x: x.max_bytes)
+        s.add(
+            "largest decision",
+            f"{top.max_bytes:,} B ({top.max_bytes / _KIB:.1f} KiB): {top.max_type}, "
+            f"{top.logic}, team {top.size:,} (target: under 8 KiB)",
+        )
+    if r.team_drains:
+        s.add(
+            "service drain: how",
+            f"round robin, {o.drain_workspaces} workspaces of each size, their setup folded "
+            f"first;\nper size and round {o.drain_openings:,} openings sent at once to the "
+            "service (in this\nprocess), timed until logged and relayed; fastest of "
+            f"{o.drain_rounds} round{'s' if o.drain_rounds > 1 else ''}",
+        )
+    best: dict[int, DrainResult] = {}
+    for d in r.team_drains:
+        if d.size not in best or d.rate > best[d.size].rate:
+            best[d.size] = d
+    for size, d in sorted(best.items()):
+        rounds = [f"{x.rate:,.0f}" for x in r.team_drains if x.size == size]
+        s.add(
+            f"teams of {size:,}",
+            f"{_n(d.rate)} routed conversations/s ({d.routed:,} in {d.seconds:.1f} s; "
+            f"rounds: {', '.join(rounds)})",
+        )
+    if len(best) > 1:
+        small, large = min(best), max(best)
+        s.add(
+            f"teams of {large:,} / of {small:,}",
+            f"{best[large].rate / best[small].rate:.2f} (target: at least 0.67)",
+        )
+    return s
+
+
 def build_report(r: Results) -> str:
     machine = Section("machine")
     for what, figure in r.machine:
@@ -210,7 +277,7 @@ def build_report(r: Results) -> str:
     title = f"handoff bench{' --quick' if r.options.quick else ''}"
     if r.seconds:
         title += f" (the run took {r.seconds:.0f} s)"
-    sections: Sequence[Section] = (
+    sections: Sequence[Section] = [
         machine,
         _setup(r),
         _throughput(r),
@@ -218,5 +285,6 @@ def build_report(r: Results) -> str:
         _replay(r),
         _memory(r),
         _instances(r),
-    )
+        *[s for s in (_team_size(r),) if s.rows],
+    ]
     return render(title, sections, r.ratio)

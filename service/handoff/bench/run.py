@@ -18,8 +18,11 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
    output is taken in this process (`handoff.bench.latency`), apart from the service's;
 6. the backlog again, into new topics and databases, for one and then two `handoff run`
    processes of one consumer group, beside the pipe's own gain from a second process (1);
+7. (before 5) decision cost by team size, through the service: openings for teams of 5
+   and of 500, drained by a service in this process (`handoff.bench.team_size.drain`);
 5. with the servers stopped, the memory of N workspaces' state, each in a fresh process
-   (`handoff.bench.memory`).
+   (`handoff.bench.memory`);
+7. and the pure path by team size and logic, in this process (`handoff.bench.team_size`).
 
 Progress goes to stderr; the table to stdout (and `--out`), its last line
 `handoff/pipe throughput ratio: R`. Nothing is asserted.
@@ -72,6 +75,7 @@ from handoff.bench.stream import (
     wall_span,
     weekend_start,
 )
+from handoff.bench.team_size import LOGICS, PureResult, drain, measure_all
 from handoff.core.timers import TIMER_SOURCE
 from handoff.demo.traffic import day_events
 
@@ -195,6 +199,19 @@ async def _measure(
         instances = await drain_instances(instance_settings, count, len(records), data_dir)
         results.instances.append(instances)
         _say(f"   {instances.drained.rate:,.0f} events/s")
+
+    sizes = " and ".join(f"{n:,}" for n in options.drain_sizes)
+    _say(f"7. the service drains openings for teams of {sizes} (round robin) ...")
+    results.team_drains = await drain(
+        servers,
+        base,
+        f"bench-{token}-teams",
+        options.drain_sizes,
+        options.drain_workspaces,
+        options.drain_openings,
+        options.drain_rounds,
+        lambda line: _say(f"   {line}"),
+    )
     return results
 
 
@@ -293,6 +310,18 @@ def _memory(options: BenchOptions) -> list[MemoryResult]:
     return measured
 
 
+def _team_pure(options: BenchOptions) -> list[PureResult]:
+    _say(f"7. the pure path by team size, {options.team_rounds} round(s) ...")
+    return measure_all(
+        LOGICS,
+        options.team_sizes,
+        options.team_conversations,
+        options.team_warmup,
+        options.team_rounds,
+        lambda line: _say(f"   {line}"),
+    )
+
+
 def run(settings: Settings, options: BenchOptions) -> int:
     """The whole benchmark; prints the table (and writes it to `options.out`)."""
     configure("WARNING")
@@ -314,6 +343,7 @@ def run(settings: Settings, options: BenchOptions) -> int:
             finally:
                 servers.stop()
         results.memory = _memory(options)
+        results.team_pure = _team_pure(options)
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("\ninterrupted: the servers are stopped", file=sys.stderr)
         return 130
