@@ -1,15 +1,27 @@
 """Killed mid-stream with SIGKILL and started again: every input applied exactly once, and
-every output reaches Kafka (re-sent outputs carry the ids they had)."""
+every output reaches Kafka (re-sent outputs carry the ids they had). Stopped with SIGTERM and
+started again: the new instance gets its partitions without waiting for the old one's session
+to expire, and decides at once (issue 15)."""
 
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from handoff.bench.restart import TARGET, parse_timeline
+from handoff.bench.servers import create_topics
 from tests.builders import assign_team, opened, presence, team, user, workflow
-from tests.integration.harness import Stack, process_env, settings_for, start_process
+from tests.integration.harness import (
+    Stack,
+    ann_routes_c1,
+    process_env,
+    routed,
+    settings_for,
+    start_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +93,57 @@ async def test_sigkill_mid_stream_then_restart_applies_every_input_once(
             if o["workspaceid"] == ws
         )
         assert sorted(shares.values()) == [33, 33, 34]
+
+
+async def test_sigterm_then_restart_joins_without_waiting_and_decides_at_once(
+    kafka_bootstrap: str, fresh_database: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A stopped instance leaves the consumer group, even from the generation Tansu numbers
+    0 (aiokafka leaves only from one above 0): otherwise the next instance's join waited for
+    the old member's session to expire, 18 s rather than 5 with the default timeouts. Once
+    it has its partitions, the new instance decides within the issue's 2 s (it sought the
+    partitions with no stored position one by one, each waiting for a held fetch: 2 s)."""
+    settings = settings_for(kafka_bootstrap, fresh_database, topic_prefix).model_copy(
+        update={"partitions": 8, "session_timeout_ms": 10_000, "heartbeat_interval_ms": 3_000}
+    )
+    await create_topics(settings)  # before a send creates them with 4 partitions
+    env = process_env(settings)
+    stack = Stack(settings)
+    ws = "restart"
+    try:
+        first = start_process(env, tmp_path / "first.log")
+        try:
+            await ann_routes_c1(stack, ws)  # a fresh group: its first generation
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first_exit = first.wait(timeout=60)
+        log = tmp_path / "second.log"
+        started = time.time()
+        second = start_process(env, log)
+        try:
+            c2 = opened("c2", ws=ws)
+            await stack.send(c2)
+            await stack.outputs(lambda o: len(routed(o, ws)) == 2, timeout=60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+    finally:
+        await stack.close()
+    assert first_exit == 0
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        decided = await conn.fetchval(
+            "SELECT extract(epoch FROM min(decided_at))::float8 FROM event_log"
+            " WHERE causation_id = $1 AND NOT is_input",
+            c2.id,
+        )
+    finally:
+        await conn.close()
+    stages = parse_timeline(log.read_text(), started)
+    listening, assigned = stages["listening"], stages["assigned"]
+    assert listening is not None, log.read_text()[-3000:]
+    assert assigned is not None, log.read_text()[-3000:]
+    # Tansu holds a join session_timeout/2 (3 s) for other joiners; waiting for the old
+    # member's session to expire made it 9-10 s
+    assert assigned - listening < settings.session_timeout_ms / 1000
+    assert decided - started - assigned < TARGET
