@@ -1,8 +1,10 @@
 """The benchmark's pure parts: no broker, no database, no benchmark run (it takes minutes)."""
 
 import argparse
+import os
 import pickle
 import re
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,12 +16,15 @@ import yaml
 
 from handoff.adapters.cloudevents import Accepted, parse
 from handoff.app.settings import Settings
+from handoff.bench.cpu import SATURDAY, TIMER, TypeCost, measure_types, process_cpu, pure_mix
+from handoff.bench.drain import Instances
 from handoff.bench.latency import LevelResult, Paced
 from handoff.bench.memory import TEMPLATES, MemoryResult, _day, fold
 from handoff.bench.options import FULL, QUICK, add_arguments, options_from
 from handoff.bench.pipe import PipeResult
 from handoff.bench.replay_rate import ReplayResult
-from handoff.bench.report import Results, build_report
+from handoff.bench.report import Results, build_report, routing_ratio_line
+from handoff.bench.routing import RoutingResult, routing_events
 from handoff.bench.servers import Drained
 from handoff.bench.stats import LatencySummary, percentile, summarize_latencies
 from handoff.bench.stream import (
@@ -306,7 +311,7 @@ def test_quick_is_smaller_than_full_and_options_override() -> None:
     assert options_from(_parse("--quick")) == QUICK
     assert QUICK.workspaces < FULL.workspaces
     assert QUICK.latency_seconds < FULL.latency_seconds
-    assert QUICK.memory_workspaces == (1_000, 10_000)
+    assert QUICK.memory_workspaces == (1_000, 5_000)
     assert FULL.memory_workspaces == (1_000, 10_000, 100_000)
     assert FULL.workspaces == 1000
     custom = options_from(_parse("--quick", "--workspaces", "7", "--out", "t.txt"))
@@ -375,3 +380,183 @@ def test_the_team_size_inputs_are_valid_and_ordered_per_workspace() -> None:
     assert len({e["id"] for e in events}) == len(events)
     assert [e["time"] for e in events] == sorted(e["time"] for e in events)
     assert len({e["data"]["contact_id"] for e in events[-2:]}) == 2
+
+
+# --- issue 15: routing, CPU per input, latency at fixed rates -------------------------------
+
+
+def _issue_15(results: Results) -> Results:
+    results.pipe_cpu_seconds = 1.6  # over 40,000 records: 40 µs each
+    results.drained_cpu_seconds = 12.0  # over 40,000 inputs: 300 µs each
+    results.levels.insert(
+        0,
+        LevelResult(
+            None,
+            100.0,
+            Paced(400, 4.0, 30, LatencySummary(40, 0.020, 0.080, 0.090)),
+            Paced(400, 4.0, 400, LatencySummary(400, 0.003, 0.010, 0.012)),
+        ),
+    )
+    results.instances = [
+        Instances(1, Drained(5.0, 40_000, 9000, 3000, 5), (8,), (40_005,), 0.0, (10.0,)),
+        Instances(2, Drained(4.0, 40_000, 9000, 3000, 5), (4, 4), (20_000, 20_005), 0.1),
+    ]
+    results.routing = RoutingResult(
+        workspaces=200,
+        size=5,
+        setup=2400,
+        openings=10_000,
+        routed=10_000,
+        seconds=5.0,
+        cpu_seconds=4.0,
+        pipe=PipeResult(records=10_000, seconds=0.5, batches=8),
+        pipe_cpu_seconds=0.3,
+    )
+    results.type_costs = [
+        TypeCost("user.presence_changed", 700, 0.0175, 0.007, 7),
+        TypeCost("conversation.opened", 50, 0.025, 0.001, 320),
+        TypeCost("message.received", 100, 0.004, 0.0012, 40),
+        TypeCost("conversation.closed", 40, 0.002, 0.0004, 4),
+        TypeCost("message.sent", 100, 0.0015, 0.0015, 0),
+        TypeCost(TIMER, 10, 0.0035, 0.0, 36),
+    ]
+    return results
+
+
+def test_the_report_shows_routing_and_cpu_and_ends_with_both_ratio_lines() -> None:
+    text = build_report(_issue_15(_results()))
+    lines = text.splitlines()
+    assert lines[-2] == "handoff/pipe routing ratio: 0.10"  # 2,000/s over 20,000/s
+    assert lines[-1] == "handoff/pipe throughput ratio: 0.10"
+    assert _RATIO.match(lines[-1])
+    assert re.match(r"^handoff/pipe routing ratio: \d+\.\d\d$", lines[-2])
+    assert routing_ratio_line(1.005) == "handoff/pipe routing ratio: 1.00"
+    for expected in (
+        "40,000 records/s (40,000 records in 1.0 s, 20 polls); CPU 40 µs per record",
+        "4,000 events/s (40,000 inputs in 10.0 s); CPU 300 µs per input",
+        "100/s (fixed)",
+        "handoff: p50 20 ms  p99 80 ms  max 90 ms  (40 outputs)",
+        "no-op pipe: p50 3.0 ms  p99 10 ms  max 12 ms",
+        "25% (1,000/s)",
+        "8,000 events/s (40,000 inputs in 5.0 s; x1.00); CPU 250 µs per input; partitions 8",
+        "10,000 events/s (40,000 inputs in 4.0 s; x1.25); partitions 4+4",
+    ):
+        assert expected in text, expected
+    routing = text[text.index("8. routing") : text.index("9. CPU per input")]
+    for expected in (
+        "200 workspaces, each a team of 5 agents",
+        "round robin",
+        "20,000 routed conversations/s (10,000 openings piped in 0.5 s, 8 polls); "
+        "CPU 30 µs per opening",
+        "2,000 routed conversations/s (10,000 of 10,000 openings routed in 5.0 s); "
+        "CPU 400 µs per opening",
+        "handoff / pipe",
+    ):
+        assert expected in routing, expected
+    cpu = text[text.index("9. CPU per input") :]
+    for expected in (
+        "pipe 40 µs per record",
+        "handoff in this process 300 µs per input",
+        "1 `handoff run` 250 µs per input",
+        "pipe 30 µs, handoff 400 µs per opening",
+        "conversation.opened",
+        "500 µs, parse 20 µs more; 6.40 decisions per input (50 inputs)",
+        "user.presence_changed",
+        "25 µs, parse 10 µs more",
+        "message.received",
+        "conversation.closed",
+        "message.sent 15 µs (parse 15), timer.elapsed 350 µs",
+        # (0.0535 + 0.0111) s over 990 inputs: 65 µs; 300 / 65
+        "65 µs per input, parse included",
+        "the service in this process spent 300 µs per input over (2), 4.6x",
+    ):
+        assert expected in cpu, expected
+    assert "2 `handoff run`" not in cpu  # not measured: left out
+
+
+def test_without_issue_15_figures_the_report_leaves_their_sections_and_line_out() -> None:
+    text = build_report(_results())
+    assert "8. routing" not in text
+    assert "9. CPU per input" not in text
+    assert "routing ratio" not in text
+    assert "µs per" not in text.split("7. decision cost")[0]
+
+
+def test_the_pure_path_by_input_type_times_every_type_of_the_stream() -> None:
+    costs = measure_types(len(ALL_FAMILIES), 2, (3, 3), rounds=2)
+    kinds = {c.type: c for c in costs}
+    for kind in (
+        "conversation.opened",
+        "message.received",
+        "user.presence_changed",
+        "conversation.closed",
+    ):
+        assert kinds[kind].inputs > 0, kind
+        assert kinds[kind].cpu_seconds > 0, kind
+        assert kinds[kind].parse_seconds > 0, kind
+    assert kinds["conversation.opened"].decisions > 0
+    assert [c.inputs for c in costs] == sorted((c.inputs for c in costs), reverse=True)
+    assert pure_mix(costs) > 0
+    assert SATURDAY.astimezone(ZoneInfo("Europe/Madrid")).weekday() == 5
+
+
+def test_a_process_cpu_is_read_from_proc() -> None:
+    before = process_cpu(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert process_cpu(os.getpid()) >= before > 0
+
+
+def test_the_routing_backlog_is_openings_alone_after_its_setup() -> None:
+    setup, backlog = routing_events(3, 5, 7, START)  # 7 openings: 2 per workspace
+    assert len(setup) == 3 * (2 * 5 + 2)
+    assert {e["type"] for e in backlog} == {"conversation.opened"}
+    assert len(backlog) == 6
+    assert [e["workspaceid"] for e in backlog[:3]] == ["rr5-0000", "rr5-0001", "rr5-0002"]
+    assert len({e["data"]["contact_id"] for e in backlog if e["workspaceid"] == "rr5-0000"}) == 2
+    published = [e for e in setup if e["type"] == "workflow.published"]
+    assert {e["data"]["definition"]["steps"][0]["logic"] for e in published} == {"round_robin"}
+    settings = Settings(topic_prefix="r.")
+    assert {r.topic(settings) for r in encode(backlog)} == {"r.inbox.conversations"}
+    assert {r.topic(settings) for r in encode(setup)} == {"r.inbox.presence", "r.routing.workflows"}
+    events = setup + backlog
+    assert all(isinstance(parse(orjson.dumps(e), 1 << 20), Accepted) for e in events)
+
+
+def test_the_options_hold_issue_15s_sizes() -> None:
+    for options in (QUICK, FULL):
+        assert options.latency_rates == (100.0, 1_000.0)
+        assert options.routing_workspaces == 200
+        assert options.routing_team == 5
+    assert QUICK.routing_openings < FULL.routing_openings
+    assert QUICK.cpu_workspaces < FULL.cpu_workspaces
+
+
+def test_a_restart_is_timed_from_the_service_log_lines() -> None:
+    from handoff.bench.restart import RestartResult, Timeline, parse_timeline, restart_section
+
+    started = datetime(2026, 11, 23, 9, 0, tzinfo=UTC).timestamp()
+    log = "\n".join(
+        [
+            '{"event": "listening", "timestamp": "2026-11-23T09:00:00.500000Z"}',
+            "a line aiokafka printed",
+            '{"event": "consuming", "timestamp": "2026-11-23T09:00:05.250000Z"}',
+            '{"event": "assigned", "took_ms": 150.0, "timestamp": "2026-11-23T09:00:05.400000Z"}',
+            '{"event": "assigned", "took_ms": 1.0, "timestamp": "2026-11-23T09:00:30Z"}',
+        ]
+    )
+    stages = parse_timeline(log, started)
+    assert stages == pytest.approx({"listening": 0.5, "assigned": 5.25, "consuming": 5.25})
+    assert parse_timeline("", started) == {"listening": None, "assigned": None, "consuming": None}
+    first = Timeline(stages, decided=5.4)
+    assert first.join == pytest.approx(5.25)
+    assert first.after_assignment == pytest.approx(0.15)
+    again = Timeline({**stages, "assigned": 18.0}, decided=18.1, stopped=0.3)
+    section = restart_section(RestartResult(10_000, 3_000, first, [again]))
+    text = render("t", [section], 1.0)
+    assert "first start" in text
+    assert "restart 1" in text
+    assert "18.00 s + after the assignment 0.10 s" in text
+    assert "median 0.10 s, max 0.10 s (target: within 2 s)" in text
+    assert "the broker holds a join 5 s" in text

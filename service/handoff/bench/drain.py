@@ -15,11 +15,12 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from handoff.app.service import serve
 from handoff.app.settings import Settings
+from handoff.bench.cpu import process_cpu
 from handoff.bench.servers import Drained, wait_drained
 
 __all__ = [
@@ -87,6 +88,13 @@ class Instances:
     """Inputs each process applied (`handoff_events_applied_total`, timers included)."""
     ready_spread: float
     """Seconds between the first and the last process being ready."""
+    cpu_seconds: tuple[float, ...] = ()
+    """CPU each process used from its being ready to the end of the drain (`/proc`)."""
+
+    @property
+    def us_per_input(self) -> float:
+        """CPU µs per Kafka input, the processes together (their timers counted in)."""
+        return 1e6 * sum(self.cpu_seconds) / max(self.drained.inputs, 1)
 
 
 def process_env(settings: Settings, http_port: int) -> dict[str, str]:
@@ -182,6 +190,8 @@ class Processes:
     logs: list[Path]
     ready_at: dict[int, float]
     """Process index -> `time.perf_counter()` when its `/readyz` first answered 200."""
+    cpu_at_ready: dict[int, float] = field(default_factory=dict)
+    """Process index -> its CPU seconds then (`handoff.bench.cpu.process_cpu`)."""
 
     async def alive(self) -> None:
         for i, p in enumerate(self.processes):
@@ -189,6 +199,12 @@ class Processes:
                 raise RuntimeError(
                     f"handoff run #{i} exited with {p.returncode}:\n{_tail(self.logs[i])}"
                 )
+
+    def cpu_since_ready(self) -> tuple[float, ...]:
+        """CPU seconds each process has used since it was ready."""
+        return tuple(
+            process_cpu(p.pid) - self.cpu_at_ready[i] for i, p in enumerate(self.processes)
+        )
 
     async def metric(self, name: str) -> tuple[int, ...]:
         """The metric's sum, process by process."""
@@ -221,6 +237,7 @@ async def processes(settings: Settings, count: int, log_dir: Path) -> AsyncItera
             for i, port in enumerate(started.ports):
                 if i not in started.ready_at and (await _get(port, "/readyz"))[0] == 200:
                     started.ready_at[i] = time.perf_counter()
+                    started.cpu_at_ready[i] = process_cpu(started.processes[i].pid)
             if time.perf_counter() > deadline:
                 waiting = count - len(started.ready_at)
                 raise RuntimeError(f"{waiting} `handoff run` process(es) not ready in time")
@@ -258,10 +275,12 @@ async def drain_instances(settings: Settings, count: int, records: int, log_dir:
         drained = await wait_drained(
             settings.database_url or "", settings.group_id, records, started, running.alive
         )
+        cpu = running.cpu_since_ready()
         return Instances(
             count,
             drained,
             await running.metric("handoff_partitions_assigned"),
             await running.metric("handoff_events_applied_total"),
             max(running.ready_at.values()) - started,
+            cpu,
         )

@@ -1,4 +1,5 @@
-"""Latency from produce of an input to arrival of each output it caused, at a paced rate.
+"""Latency from produce of an input to arrival of each output it caused, at a paced rate: a
+share of the sustained rate, or a fixed one.
 
 A producer sends a fresh stream (workspaces of their own, set up and then living their day)
 at a constant rate, each event stamped with the time it is sent; a consumer on the output
@@ -48,8 +49,8 @@ class Paced:
 
 @dataclass(frozen=True, slots=True)
 class LevelResult:
-    share: float
-    """Of the sustained rate."""
+    share: float | None
+    """Of the sustained rate; None for a fixed rate (a realistic load: 100, 1,000 inputs/s)."""
     target_rate: float
     handoff: Paced
     pipe: Paced | None

@@ -27,6 +27,8 @@ class BenchOptions:
     """How long the paced producer sends at each latency level."""
     latency_shares: tuple[float, ...] = (0.25, 0.5, 0.8)
     """Latency levels, as shares of the sustained rate."""
+    latency_rates: tuple[float, ...] = (100.0, 1_000.0)
+    """Latency levels at fixed rates (inputs/s), measured before the shares."""
     memory_workspaces: tuple[int, ...] = (1_000, 10_000, 100_000)
     long_log_workspaces: tuple[int, ...] = (1_000,)
     """Counts measured again with a log `long_log_days` times as long."""
@@ -45,6 +47,16 @@ class BenchOptions:
     drain_openings: int = 4000
     """Openings per size and round, over its workspaces."""
     drain_rounds: int = 2
+    routing_workspaces: int = 200
+    """Workspaces of the routing backlog (8, `handoff.bench.routing`)."""
+    routing_team: int = 5
+    """Agents in each one's team (round robin)."""
+    routing_openings: int = 40_000
+    """Openings in the routing backlog, spread evenly over its workspaces."""
+    cpu_workspaces: int = 56
+    """Workspaces of the stream the pure path times by input type (9, `handoff.bench.cpu`)."""
+    cpu_rounds: int = 3
+    """Each input type keeps its fastest of this many rounds."""
     out: Path | None = None
 
 
@@ -53,7 +65,7 @@ QUICK = BenchOptions(
     quick=True,
     workspaces=100,
     latency_seconds=4.0,
-    memory_workspaces=(1_000, 10_000),
+    memory_workspaces=(1_000, 5_000),
     long_log_workspaces=(1_000,),
     team_conversations=400,
     team_warmup=100,
@@ -61,6 +73,9 @@ QUICK = BenchOptions(
     drain_workspaces=4,
     drain_openings=2000,
     drain_rounds=2,
+    routing_openings=5_000,
+    cpu_workspaces=28,
+    cpu_rounds=2,
 )
 
 

@@ -4,18 +4,21 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from handoff.bench.cpu import TIMER, TypeCost, pure_mix
 from handoff.bench.drain import Instances
 from handoff.bench.latency import LevelResult, Paced
 from handoff.bench.memory import MemoryResult
 from handoff.bench.options import BenchOptions
 from handoff.bench.pipe import PipeResult
 from handoff.bench.replay_rate import ReplayResult
+from handoff.bench.restart import RestartResult, restart_section
+from handoff.bench.routing import RoutingResult
 from handoff.bench.servers import Drained
 from handoff.bench.stream import STEP_TYPES
 from handoff.bench.table import Section, render
 from handoff.bench.team_size import DrainResult, PureResult, ratios
 
-__all__ = ["Results", "build_report"]
+__all__ = ["Results", "build_report", "routing_ratio_line"]
 
 
 @dataclass
@@ -43,6 +46,13 @@ class Results:
     team_pure: list[PureResult] = field(default_factory=list)
     team_drains: list[DrainResult] = field(default_factory=list)
     seconds: float = 0.0
+    pipe_cpu_seconds: float | None = None
+    """This process's CPU over the pipe's drain (1)."""
+    drained_cpu_seconds: float | None = None
+    """This process's CPU over the service's drain (2)."""
+    routing: RoutingResult | None = None
+    type_costs: list[TypeCost] = field(default_factory=list)
+    restart: RestartResult | None = None
 
     @property
     def rate(self) -> float:
@@ -56,6 +66,18 @@ class Results:
 
 def _n(value: float) -> str:
     return f"{value:,.0f}"
+
+
+def _us_per(seconds: float | None, inputs: int, per: str = "input") -> str:
+    """`N µs per input`, or `not measured`."""
+    if seconds is None:
+        return "not measured"
+    return f"{1e6 * seconds / max(inputs, 1):,.0f} µs per {per}"
+
+
+def _cpu(seconds: float | None, inputs: int, per: str = "input") -> str:
+    """`; CPU N µs per input`, or nothing when not measured."""
+    return "" if seconds is None else f"; CPU {_us_per(seconds, inputs, per)}"
 
 
 def _ms(seconds: float) -> str:
@@ -96,11 +118,13 @@ def _throughput(r: Results) -> Section:
     p, d = r.pipe, r.drained
     s.add(
         "baseline: no-op aiokafka pipe",
-        f"{_n(p.rate)} records/s ({p.records:,} records in {p.seconds:.1f} s, {p.batches} polls)",
+        f"{_n(p.rate)} records/s ({p.records:,} records in {p.seconds:.1f} s, {p.batches} polls)"
+        + _cpu(r.pipe_cpu_seconds, p.records, "record"),
     )
     s.add(
         "handoff, end to end",
-        f"{_n(r.rate)} events/s ({d.inputs:,} inputs in {d.seconds:.1f} s)",
+        f"{_n(r.rate)} events/s ({d.inputs:,} inputs in {d.seconds:.1f} s)"
+        + _cpu(r.drained_cpu_seconds, d.inputs),
     )
     s.add(
         "",
@@ -121,7 +145,10 @@ def _decided(decided: Counter[str]) -> str:
 def _latency(r: Results) -> Section:
     s = Section("3. latency: produce of an input -> arrival of each output it caused")
     for level in r.levels:
-        s.add(f"{level.share:.0%} ({_n(level.target_rate)}/s)", _paced("handoff", level.handoff))
+        what = f"{_n(level.target_rate)}/s (fixed)"
+        if level.share is not None:
+            what = f"{level.share:.0%} ({_n(level.target_rate)}/s)"
+        s.add(what, _paced("handoff", level.handoff))
         if level.pipe is not None:
             s.add("", _paced("no-op pipe", level.pipe))
     return s
@@ -194,7 +221,8 @@ def _instances(r: Results) -> Section:
         s.add(
             f"{i.count} process{'es' if i.count > 1 else ''}",
             f"{_n(rate)} events/s ({i.drained.inputs:,} inputs in {i.drained.seconds:.1f} s"
-            f"{vs}); partitions {'+'.join(map(str, i.partitions))}, "
+            f"{vs}){_cpu(sum(i.cpu_seconds) if i.cpu_seconds else None, i.drained.inputs)};"
+            f" partitions {'+'.join(map(str, i.partitions))}, "
             f"applied {'+'.join(f'{a:,}' for a in i.applied)}",
         )
     if p := r.pipe_processes:
@@ -270,6 +298,114 @@ def _team_size(r: Results) -> Section:
     return s
 
 
+def _routing(r: Results) -> Section:
+    s = Section("8. routing: a backlog of conversation openings alone (issue 15)")
+    x = r.routing
+    if x is None:
+        return s
+    s.add(
+        "how",
+        f"{x.workspaces:,} workspaces, each a team of {x.size} agents, all online, and one step:"
+        "\nassign_to the team, round robin, only_online; their setup "
+        f"({x.setup:,} inputs) applied first\nby a service that then stopped. {x.openings:,}"
+        " openings (contacts of their own, none\nclosed), produced once, alone on the"
+        " conversations topic: drained by the pipe, then\nby a new service in this process"
+        " (each view read from the database at first)",
+    )
+    p = x.pipe
+    s.add(
+        "baseline: no-op aiokafka pipe",
+        f"{_n(x.pipe_rate)} routed conversations/s ({p.records:,} openings piped in "
+        f"{p.seconds:.1f} s, {p.batches} polls){_cpu(x.pipe_cpu_seconds, p.records, 'opening')}",
+    )
+    s.add(
+        "handoff, end to end",
+        f"{_n(x.rate)} routed conversations/s ({x.routed:,} of {x.openings:,} openings routed "
+        f"in {x.seconds:.1f} s){_cpu(x.cpu_seconds, x.openings, 'opening')}",
+    )
+    s.add("handoff / pipe", f"{x.ratio:.2f}")
+    return s
+
+
+_NAMED = ("conversation.opened", "message.received", "user.presence_changed", "conversation.closed")
+
+
+def _cpu_section(r: Results) -> Section:
+    s = Section("9. CPU per input (issue 15)")
+    measured = (r.pipe_cpu_seconds, r.drained_cpu_seconds, r.routing, r.type_costs)
+    if not any(x for x in measured) and not any(i.cpu_seconds for i in r.instances):
+        return s
+    s.add(
+        "drains: how",
+        "CPU time over a drain, over its inputs, timers' cost counted in: of this process"
+        "\n(time.process_time) for the pipe, its clients' start and stop left out, and for the"
+        "\nservice in this process from ready, this process's polling of the database for the"
+        "\ndrain's end (a query every 0.1 s) included; of each `handoff run` process from"
+        "\nready (/proc/<pid>/stat utime+stime)",
+    )
+    mixed = [f"pipe {_us_per(r.pipe_cpu_seconds, r.pipe.records, 'record')}"]
+    mixed.append(f"handoff in this process {_us_per(r.drained_cpu_seconds, r.drained.inputs)}")
+    for i in r.instances:
+        if i.cpu_seconds:
+            mixed.append(f"{i.count} `handoff run` {i.us_per_input:,.0f} µs per input")
+    s.add("drains, mixed stream (1-2, 6)", ",\n".join(mixed))
+    if x := r.routing:
+        s.add(
+            "drains, routing (8)",
+            f"pipe {x.pipe_us_per_opening:,.0f} µs, handoff {x.us_per_opening:,.0f} µs per opening",
+        )
+    if not r.type_costs:
+        return s
+    o = r.options
+    s.add(
+        "pure path: how",
+        f"the generator of (1-2), {o.cpu_workspaces} workspaces, on a Saturday; input by input"
+        " in\norder: fold, decide, fold the decisions, dump_event each (a timer fired when due,"
+        "\nbefore the next input); CPU (time.process_time_ns) per input, its parse timed apart;"
+        f"\nno I/O; each type its fastest of {o.cpu_rounds} round{'s' if o.cpu_rounds > 1 else ''}",
+    )
+    by_type = {c.type: c for c in r.type_costs}
+    for kind in _NAMED:
+        if c := by_type.get(kind):
+            s.add(
+                kind,
+                f"{c.us:,.0f} µs, parse {c.parse_us:,.0f} µs more; "
+                f"{c.decisions_per_input:.2f} decisions per input ({c.inputs:,} inputs)",
+            )
+    others = [c for c in r.type_costs if c.type not in _NAMED]
+    items = [
+        f"{c.type} {c.us:,.0f} µs" + ("" if c.type == TIMER else f" (parse {c.parse_us:,.0f})")
+        for c in others
+    ]
+    if items:
+        s.add(
+            "other inputs", "\n".join(", ".join(items[i : i + 3]) for i in range(0, len(items), 3))
+        )
+    mix = pure_mix(r.type_costs)
+    line = f"{mix:,.0f} µs per input, parse included, timers spread over the inputs"
+    if r.drained_cpu_seconds is not None:
+        served = 1e6 * r.drained_cpu_seconds / max(r.drained.inputs, 1)
+        line += (
+            f";\nthe service in this process spent {served:,.0f} µs per input over (2),"
+            f" {served / mix:.1f}x"
+        )
+    s.add("pure path, the stream's mix", line)
+    return s
+
+
+def routing_ratio_line(ratio: float) -> str:
+    """The report's line before last: `handoff/pipe routing ratio: R` (8), two decimals."""
+    return f"handoff/pipe routing ratio: {ratio:.2f}"
+
+
+def _with_routing_line(text: str, r: Results) -> str:
+    """The routing ratio's line put just before the last (the throughput ratio's)."""
+    if r.routing is None:
+        return text
+    head, last = text.rsplit("\n", 1)
+    return f"{head}\n{routing_ratio_line(r.routing.ratio)}\n{last}"
+
+
 def build_report(r: Results) -> str:
     machine = Section("machine")
     for what, figure in r.machine:
@@ -286,5 +422,7 @@ def build_report(r: Results) -> str:
         _memory(r),
         _instances(r),
         *[s for s in (_team_size(r),) if s.rows],
+        *[s for s in (_routing(r), _cpu_section(r)) if s.rows],
+        *([restart_section(r.restart)] if r.restart is not None else []),
     ]
-    return render(title, sections, r.ratio)
+    return _with_routing_line(render(title, sections, r.ratio), r)

@@ -14,18 +14,28 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
 4. `replay` folds that log (a rebuild) in one process and in one per core, then also
    re-decides it (an audit), the service stopped;
 3. a `handoff run` process takes over the same topics and database, and a paced producer
-   sends fresh workspaces' traffic at shares of the sustained rate; the latency of each
-   output is taken in this process (`handoff.bench.latency`), apart from the service's;
+   sends fresh workspaces' traffic at fixed rates (100 and 1,000 inputs/s) and at shares of
+   the sustained rate; the latency of each output is taken in this process
+   (`handoff.bench.latency`), apart from the service's;
 6. the backlog again, into new topics and databases, for one and then two `handoff run`
    processes of one consumer group, beside the pipe's own gain from a second process (1);
 7. (before 5) decision cost by team size, through the service: openings for teams of 5
    and of 500, drained by a service in this process (`handoff.bench.team_size.drain`);
+8. (before 5) routing: a backlog of conversation openings alone, round robin in teams of 5,
+   drained by the no-op pipe and by a service in this process (`handoff.bench.routing`);
 5. with the servers stopped, the memory of N workspaces' state, each in a fresh process
    (`handoff.bench.memory`);
-7. and the pure path by team size and logic, in this process (`handoff.bench.team_size`).
+7. the pure path by team size and logic, in this process (`handoff.bench.team_size`);
+9. and the pure path's CPU per input by input type (`handoff.bench.cpu`).
 
-Progress goes to stderr; the table to stdout (and `--out`), its last line
-`handoff/pipe throughput ratio: R`. Nothing is asserted.
+Beside each drain's rate, its CPU per input (`handoff.bench.cpu`): this process's
+`time.process_time` over the drain for the pipe (its clients' start and stop left out) and
+the service in this process (from ready; this process's polling for the drain's end
+included), `/proc/<pid>/stat` for `handoff run` processes (from ready).
+
+Progress goes to stderr; the table to stdout (and `--out`), its last two lines
+`handoff/pipe routing ratio: R` (8) and `handoff/pipe throughput ratio: R` (2). Nothing is
+asserted.
 """
 
 import argparse
@@ -49,14 +59,17 @@ import asyncpg
 
 from handoff.app.logs import configure
 from handoff.app.settings import Settings
+from handoff.bench.cpu import TypeCost, measure_types, timed_pipe
 from handoff.bench.drain import drain_instances, in_process, pipe_process, processes
 from handoff.bench.latency import LevelResult, Paced, pace
 from handoff.bench.machine import machine_rows
 from handoff.bench.memory import MemoryResult, measure_memory
 from handoff.bench.options import BenchOptions, add_arguments, options_from
-from handoff.bench.pipe import run_pipe, run_pipe_processes
+from handoff.bench.pipe import run_pipe_processes
 from handoff.bench.replay_rate import time_replay
 from handoff.bench.report import Results, build_report
+from handoff.bench.restart import measure_restart
+from handoff.bench.routing import RoutingResult, measure_routing
 from handoff.bench.servers import (
     Servers,
     bench_settings,
@@ -143,7 +156,7 @@ async def _measure(
     settings, produce_rate = await _backlog(servers, base, f"bench-{token}-main", records)
 
     _say("1. the no-op pipe drains the backlog ...")
-    pipe = await run_pipe(settings, settings.topic("pipe.out"), len(records))
+    pipe, pipe_cpu = await timed_pipe(settings, settings.topic("pipe.out"), len(records))
     _say(f"   {pipe.rate:,.0f} records/s")
     # While the topics hold the backlog alone: the latency runs (3) add to them.
     _say("1. (for 6) the no-op pipe drains it again in 2 processes ...")
@@ -155,9 +168,11 @@ async def _measure(
     _say("2. handoff (in this process) drains the backlog ...")
     dsn = settings.database_url or ""
     async with in_process(settings) as service:
+        cpu = time.process_time()
         drained = await wait_drained(
             dsn, settings.group_id, len(records), service.ready_at, service.alive
         )
+        drained_cpu = time.process_time() - cpu
         await asyncio.sleep(2)  # the timers the backlog left due fire before the replay
     results = Results(
         options=options,
@@ -173,6 +188,8 @@ async def _measure(
         pipe=pipe,
         pipe_processes=pipe_processes,
         drained=drained,
+        pipe_cpu_seconds=pipe_cpu,
+        drained_cpu_seconds=drained_cpu,
     )
     _say(f"   {results.rate:,.0f} events/s; ratio to the pipe {results.ratio:.2f}")
 
@@ -212,7 +229,32 @@ async def _measure(
         options.drain_rounds,
         lambda line: _say(f"   {line}"),
     )
+    results.routing = await _routing(options, base, servers, token)
+    restarts = 1 if options.quick else 3
+    _say(f"restart: `handoff run` stopped with SIGTERM and started again, {restarts} time(s) ...")
+    results.restart = await measure_restart(
+        servers, base, f"bench-{token}-restart", restarts, data_dir, lambda x: _say(f"   {x}")
+    )
     return results
+
+
+async def _routing(
+    options: BenchOptions, base: Settings, servers: Servers, token: str
+) -> RoutingResult:
+    o = options
+    _say(
+        f"8. routing: {o.routing_openings:,} openings in {o.routing_workspaces:,} workspaces,"
+        f" round robin in teams of {o.routing_team} ..."
+    )
+    return await measure_routing(
+        servers,
+        base,
+        f"bench-{token}-routing",
+        o.routing_workspaces,
+        o.routing_team,
+        o.routing_openings,
+        lambda line: _say(f"   {line}"),
+    )
 
 
 async def _latency(
@@ -227,25 +269,33 @@ async def _latency(
 ) -> list[LevelResult]:
     """Each level's paced traffic (fresh workspaces, `per_workspace` events each) through a
     `handoff run` process on the topics and database of (2), then through the no-op pipe's
-    process on topics of its own."""
+    process on topics of its own: the fixed rates first, then the shares of `rate`."""
     _say("3. latency: a `handoff run` process on the same topics and database ...")
     dsn = settings.database_url or ""
     logged = await _logged(dsn)
-    streams = {
-        share: day_events(
-            stream_params(
-                max(1, math.ceil(share * rate * options.latency_seconds / per_workspace)),
+    plan: list[tuple[float | None, float]] = [(None, r) for r in options.latency_rates]
+    plan += [(share, share * rate) for share in options.latency_shares]
+    streams = []
+    for share, target in plan:
+        tag = f"lat{target:.0f}ps" if share is None else f"lat{share * 100:.0f}"
+        needed = round(target * options.latency_seconds)
+        count = max(1, math.ceil(needed / per_workspace))
+        while True:  # a workspace more if these few fall short (a small team's day)
+            spec = stream_params(
+                count,
                 options.conversations,
                 wall_now(),
                 options.agents,
                 seed=options.seed + 1,
-                id_prefix=f"lat{share * 100:.0f}-",
-                workspace_suffix=f"-lat{share * 100:.0f}",
+                id_prefix=f"{tag}-",
+                workspace_suffix=f"-{tag}",
             )
-        )
-        for share in options.latency_shares
-    }
-    handoff: dict[float, Paced] = {}
+            events = day_events(spec)
+            if len(events) >= needed:
+                break
+            count += 1
+        streams.append(events)
+    handoff: list[Paced] = []
     async with processes(settings, 1, data_dir) as running:
 
         async def applied(sent: int) -> None:
@@ -255,25 +305,29 @@ async def _latency(
             )
             logged = drained.inputs
 
-        for share, events in streams.items():
-            _say(f"3. latency at {share:.0%} of the sustained rate ({share * rate:,.0f}/s) ...")
+        for (share, target), events in zip(plan, streams, strict=True):
+            _say(f"3. latency at {_level_name(share, target)} ...")
             outputs = list(settings.output_topics.values())
-            handoff[share] = await pace(
-                settings, events, share * rate, options.latency_seconds, outputs, applied
+            handoff.append(
+                await pace(settings, events, target, options.latency_seconds, outputs, applied)
             )
     pipe_settings = bench_settings(base, servers.bootstrap, dsn, f"bench-{token}-latency-pipe")
     out = pipe_settings.topic("pipe.out")
     await create_topics(pipe_settings, [out])
     levels = []
     async with pipe_process(pipe_settings, out, data_dir / "latency-pipe.log"):
-        for share, events in streams.items():
-            _say(f"3. the no-op pipe at {share:.0%} of the sustained rate ...")
-            pipe = await pace(
-                pipe_settings, events, share * rate, options.latency_seconds, [out], None
-            )
-            levels.append(LevelResult(share, share * rate, handoff[share], pipe))
+        for (share, target), events, answered in zip(plan, streams, handoff, strict=True):
+            _say(f"3. the no-op pipe at {_level_name(share, target)} ...")
+            pipe = await pace(pipe_settings, events, target, options.latency_seconds, [out], None)
+            levels.append(LevelResult(share, target, answered, pipe))
             _say(_level_line(levels[-1]))
     return levels
+
+
+def _level_name(share: float | None, target: float) -> str:
+    if share is None:
+        return f"a fixed {target:,.0f} inputs/s"
+    return f"{share:.0%} of the sustained rate ({target:,.0f}/s)"
 
 
 async def _logged(dsn: str) -> int:
@@ -322,6 +376,19 @@ def _team_pure(options: BenchOptions) -> list[PureResult]:
     )
 
 
+def _type_costs(options: BenchOptions) -> list[TypeCost]:
+    o = options
+    _say(f"9. the pure path by input type: {o.cpu_workspaces} workspaces, {o.cpu_rounds} round(s)")
+    return measure_types(
+        o.cpu_workspaces,
+        o.conversations,
+        o.agents,
+        o.seed,
+        o.cpu_rounds,
+        lambda line: _say(f"   {line}"),
+    )
+
+
 def run(settings: Settings, options: BenchOptions) -> int:
     """The whole benchmark; prints the table (and writes it to `options.out`)."""
     configure("WARNING")
@@ -344,6 +411,7 @@ def run(settings: Settings, options: BenchOptions) -> int:
                 servers.stop()
         results.memory = _memory(options)
         results.team_pure = _team_pure(options)
+        results.type_costs = _type_costs(options)
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("\ninterrupted: the servers are stopped", file=sys.stderr)
         return 130
