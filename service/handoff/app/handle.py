@@ -84,8 +84,10 @@ class PoisonRecord(Exception):
 _SETS_A_TIMER = frozenset({"run.waiting", "presence.watch_started"})
 """Decisions that set a timer (`DueTimers.set` is told of each)."""
 
-YIELD_EVERY = 32
-"""Records decided between two turns of the event loop (2-3 ms of deciding)."""
+YIELD_EVERY = 8
+"""Records decided between two turns of the event loop (under 1 ms of deciding): the step in
+flight's COPY and relay go on only when the loop turns, and at 32 the next step waited for
+them (issue 15: a backlog's wall time per routed conversation fell about 8%)."""
 
 EVICT_SLACK = 256
 """Rows of contacts and conversations a view may gain over twice what it kept at its last

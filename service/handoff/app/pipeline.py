@@ -91,8 +91,12 @@ class Pipeline(ConsumerRebalanceListener):  # type: ignore[misc]
             **settings.kafka_options(),
             bootstrap_servers=bootstrap,
             acks="all",
-            linger_ms=0,  # a step's outputs are all sent before the sender runs: one batch
-            max_request_size=max(1024 * 1024, settings.max_record_bytes * 2),
+            linger_ms=0,  # a step's outputs are all sent before the sender runs
+            # ...in batches of up to 512 KiB per partition, not aiokafka's 16 KiB: a step of
+            # 2,000 outputs went in ~220 produce requests, now ~8 (issue 15: about 10 µs of
+            # CPU per output here and in the broker).
+            max_batch_size=512 * 1024,
+            max_request_size=max(2 * 512 * 1024, settings.max_record_bytes * 2),
         )
         self.relay = OutboxRelay(self._producer, pool, self._metrics)
         self.engine = StepEngine(settings, pool, self.relay, clock, self._metrics)
