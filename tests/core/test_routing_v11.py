@@ -7,7 +7,7 @@ from typing import Any
 from handoff.adapters.cloudevents import dump_event
 from handoff.core.envelope import OutputEnvelope
 from handoff.core.events import AssignmentQueued, ContactAssigned
-from handoff.core.timers import elapsed
+from handoff.core.timers import TimerElapsed, elapsed
 from handoff.core.view import WorkspaceView
 from tests.builders import (
     T0,
@@ -28,10 +28,14 @@ def assigned(decisions: list[OutputEnvelope]) -> list[ContactAssigned]:
     return [d for d in decisions if isinstance(d, ContactAssigned)]
 
 
-def fire(view: WorkspaceView, kind: str) -> list[OutputEnvelope]:
-    """The view's one pending timer of `kind`, fired at its due time."""
+def timer_of(view: WorkspaceView, kind: str) -> TimerElapsed:
+    """The view's one pending timer of `kind`, as it fires at its due time."""
     ((key, timer),) = [(k, t) for k, t in view.timers.items() if t.kind == kind]
-    return apply(view, elapsed(WS, key, timer.step_id, timer.kind, timer.due_at))
+    return elapsed(WS, key, timer.step_id, timer.kind, timer.due_at)
+
+
+def fire(view: WorkspaceView, kind: str) -> list[OutputEnvelope]:
+    return apply(view, timer_of(view, kind))
 
 
 LANGUAGES = [
@@ -229,11 +233,11 @@ def test_an_agent_offline_for_the_whole_wait_has_their_open_contacts_reassigned(
     view = history(UNAVAILABLE_WORKFLOW)
     started = apply(view, presence("ann", "offline"))
     assert [d.type for d in started] == ["presence.watch_started"]
-    decisions = fire(view, "unavailable")
+    timer = timer_of(view, "unavailable")
+    decisions = apply(view, timer)
     moved = [(a.data.contact_id, a.data.assignee_id) for a in assigned(decisions)]
     assert moved == [("c1", "bob"), ("c2", "bob")]  # oldest conversation first
-    assert {d.causationid for d in decisions} == {decisions[0].causationid}
-    assert len(decisions[0].causationid) > 0
+    assert {d.causationid for d in decisions} == {timer.id}  # the timer's, not the presence's
 
 
 def test_an_agent_back_before_the_wait_ends_keeps_their_contacts() -> None:

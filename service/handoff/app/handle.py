@@ -81,9 +81,6 @@ class PoisonRecord(Exception):
         super().__init__(self.reason)
 
 
-_SETS_A_TIMER = frozenset({"run.waiting", "presence.watch_started"})
-"""Decisions that set a timer (`DueTimers.set` is told of each)."""
-
 YIELD_EVERY = 8
 """Records decided between two turns of the event loop (under 1 ms of deciding): the step in
 flight's COPY and relay go on only when the loop turns, and at 32 the next step waited for
@@ -304,7 +301,7 @@ async def handle_batch(
 
         def folded(e: Envelope, rows: set[Changed]) -> None:
             rows_changed.update(rows)
-            if due is not None and e.type in _SETS_A_TIMER:
+            if due is not None:  # every timer row set or moved (a gone one it ignores)
                 for table, key in rows:
                     if table == "timers":
                         due.set(RunId(key))

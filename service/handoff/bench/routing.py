@@ -30,8 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
-
 from handoff.app.settings import Settings
 from handoff.bench.cpu import timed_pipe
 from handoff.bench.drain import in_process
@@ -46,7 +44,7 @@ from handoff.bench.servers import (
     wall_now,
 )
 from handoff.bench.stream import encode
-from handoff.bench.team_size import opening_events, setup_events
+from handoff.bench.team_size import assigned_count, opening_events, setup_events
 from handoff.demo.traffic import CloudEvent
 
 __all__ = ["LOGIC", "RoutingResult", "measure_routing", "routing_events"]
@@ -107,17 +105,6 @@ def routing_events(
     return setup, backlog
 
 
-async def _assigned(dsn: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM event_log WHERE type = 'contact.assigned'"
-        )
-    finally:
-        await conn.close()
-    return count
-
-
 async def measure_routing(
     servers: Servers,
     base: Settings,
@@ -165,7 +152,7 @@ async def measure_routing(
         size=size,
         setup=len(setup),
         openings=len(records),
-        routed=await _assigned(dsn),
+        routed=await assigned_count(dsn),
         seconds=drained.seconds,
         cpu_seconds=cpu,
         pipe=pipe,

@@ -313,7 +313,8 @@ class DrainResult:
         return self.routed / self.seconds
 
 
-async def _assigned(dsn: str) -> int:
+async def assigned_count(dsn: str) -> int:
+    """`contact.assigned` decisions the log holds."""
     conn = await asyncpg.connect(dsn)
     try:
         count: int = await conn.fetchval(
@@ -368,12 +369,12 @@ async def drain(
                 records = encode(batch)
                 opened[size] += each
                 total += len(records)
-                before = await _assigned(dsn)
+                before = await assigned_count(dsn)
                 started = time.perf_counter()
                 await produce(settings, records)
                 produced = time.perf_counter() - started
                 drained = await wait_drained(dsn, settings.group_id, total, started, service.alive)
-                routed = await _assigned(dsn) - before
+                routed = await assigned_count(dsn) - before
                 results.append(
                     DrainResult(size, workspaces, len(records), routed, drained.seconds, produced)
                 )

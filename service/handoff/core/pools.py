@@ -32,6 +32,7 @@ __all__ = [
     "Rank",
     "Roster",
     "Standing",
+    "from_cursor",
     "member",
     "standing_of",
 ]
@@ -96,6 +97,16 @@ def standing_of(view: "WorkspaceView", user_id: UserId) -> Standing:
         load=load,
         idle=last.seq if last is not None else 0,
     )
+
+
+def from_cursor(ranks: "SortedList[Rank]", cursor: Rank | None) -> Iterator[Rank]:
+    """Each rank once: those after the cursor, then from the top (wrapping); a cursor that
+    is no longer among them starts where it would stand."""
+    if cursor is None:
+        yield from ranks
+        return
+    yield from ranks.irange(minimum=cursor, inclusive=(False, True))
+    yield from ranks.irange(maximum=cursor)
 
 
 class Pool:
@@ -191,11 +202,7 @@ class Roster:
 
     def turn_from(self, cursor: Rank | None) -> Iterator[Rank]:
         """Every member once in turn order: after the cursor, then from the top (wrapping)."""
-        if cursor is None:
-            yield from self.order
-            return
-        yield from self.order.irange(minimum=cursor, inclusive=(False, True))
-        yield from self.order.irange(maximum=cursor)
+        return from_cursor(self.order, cursor)
 
     def between(self, cursor: Rank | None, rank: Rank) -> int:
         """How many members lie strictly between the cursor and `rank` in turn order."""

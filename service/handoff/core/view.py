@@ -217,6 +217,8 @@ class WorkspaceView:
     def follow(self, changed: Iterable[tuple[str, str]]) -> None:
         """Keep the indexes built so far in step with rows a fold changed; called by
         `handoff_projections.evolve` after every event (and by whoever changes rows)."""
+        if self._pools is None and self._lines is None and self._open is None:
+            return
         changed = [row for row in changed if row[0] in _INDEXED]
         if not changed:
             return  # most events change only runs, timers, conversations

@@ -5,14 +5,10 @@ A cursor that is no longer a member (removed from the team) starts the turn at t
 
 from collections.abc import Iterator
 
-from handoff.core.pools import Pool, Rank
+from handoff.core.pools import Pool, Rank, from_cursor
 
 __all__ = ["walk"]
 
 
 def walk(pool: Pool, cursor: Rank | None) -> Iterator[Rank]:
-    if cursor is None:
-        yield from pool.by_turn
-        return
-    yield from pool.by_turn.irange(minimum=cursor, inclusive=(False, True))
-    yield from pool.by_turn.irange(maximum=cursor)
+    return from_cursor(pool.by_turn, cursor)
