@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,11 +159,17 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {line}")
         return 1 if result.mismatches else 0
 
+    return with_database(settings, main)
+
+
+def with_database(settings: Settings, main: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+    """Run `main` on the database's DSN: `HANDOFF_DATABASE_URL`, or the embedded one under
+    `HANDOFF_DATA_DIR`, started for the command (or joined, when the service runs there)."""
     if settings.database_url:
         return asyncio.run(main(settings.database_url))
     from handoff.adapters.embedded import EmbeddedPostgres
 
-    postgres = EmbeddedPostgres(settings.data_dir / "postgres")
+    postgres = EmbeddedPostgres(settings.data_dir / "postgres", borrow=True)
     try:
         return asyncio.run(main(postgres.start()))
     finally:

@@ -105,6 +105,26 @@ async def test_postgres_left_by_a_killed_owner_is_taken_over_and_stopped(tmp_pat
             await asyncio.sleep(0.1)
 
 
+async def test_a_command_beside_the_service_borrows_its_postgres_and_leaves_it_running(
+    tmp_path: Path,
+) -> None:
+    datadir = tmp_path / "data"
+    owner = EmbeddedPostgres(datadir)
+    await asyncio.to_thread(owner.start)
+    try:
+        audit = EmbeddedPostgres(datadir, borrow=True)
+        dsn = await asyncio.to_thread(audit.start)
+        conn = await asyncpg.connect(dsn)
+        assert await conn.fetchval("SELECT 1") == 1
+        await conn.close()
+        await asyncio.to_thread(audit.stop)
+
+        assert _postgres_running_on(datadir), "the borrower stopped the owner's server"
+    finally:
+        await asyncio.to_thread(owner.stop)
+    assert not _postgres_running_on(datadir)
+
+
 async def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
     bootstrap = await _run_and_sigkill(
         "import sys\nfrom pathlib import Path\n"

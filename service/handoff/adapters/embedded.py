@@ -140,14 +140,20 @@ class EmbeddedBroker:
 class EmbeddedPostgres:
     """PostgreSQL on a Unix socket in `datadir`, created there on first start."""
 
-    def __init__(self, datadir: Path) -> None:
+    def __init__(self, datadir: Path, *, borrow: bool = False) -> None:
+        """`borrow`: a server found running on `datadir` (the service's) is used and left
+        running by `stop`, as a command run beside the service needs. Otherwise it is taken
+        over: a killed owner's server is stopped by the next owner."""
         self.datadir = datadir.expanduser().resolve()
         self._server: PostgresServer | None = None
+        self._borrow = borrow
+        self._borrowed = False
 
     def start(self) -> str:
         """Start the server, or re-attach to one left running on `datadir`; return its DSN."""
         if self._server is not None:
             raise RuntimeError(f"PostgreSQL on {self.datadir} is already started")
+        self._borrowed = self._borrow and (self.datadir / "postmaster.pid").exists()
         try:
             self.datadir.mkdir(parents=True, exist_ok=True)
             # Not get_server(): it caches one handle per datadir, stale once stopped.
@@ -162,9 +168,10 @@ class EmbeddedPostgres:
         return dsn
 
     def stop(self) -> None:
-        """Stop the server (`pg_ctl -m fast stop`, as the user it runs as)."""
+        """Stop the server (`pg_ctl -m fast stop`, as the user it runs as), unless it was
+        borrowed."""
         server, self._server = self._server, None
-        if server is None or not (self.datadir / "postmaster.pid").exists():
+        if server is None or self._borrowed or not (self.datadir / "postmaster.pid").exists():
             return
         pg_ctl = str(POSTGRES_BIN_PATH / "pg_ctl")
         stopped = subprocess.run(

@@ -17,6 +17,7 @@ import asyncpg
 
 from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.timers import TimerKind
+from handoff.core.version import CORE_VERSION
 from handoff.core.view import WorkspaceView
 from handoff_projections import FORMAT, TABLES
 from handoff_projections.resident import CONTACT_TABLES
@@ -122,6 +123,7 @@ class BatchWrite:
                 topic,
                 partition,
                 offset,
+                CORE_VERSION,
             )
         )
 
@@ -283,7 +285,7 @@ async def forget_positions(conn: Connection, group_id: str) -> None:
     await conn.execute("DELETE FROM consumer_positions WHERE group_id = $1", group_id)
 
 
-_LOG_COLUMNS = [
+LOG_COLUMNS = [
     "workspace_id",
     "seq",
     "source",
@@ -296,6 +298,7 @@ _LOG_COLUMNS = [
     "source_topic",
     "source_partition",
     "source_offset",
+    "core_version",
 ]
 
 
@@ -339,7 +342,7 @@ async def commit_batches(
             lost = {m[1] for m in moves if (m[0], m[1]) not in kept}
             raise Fenced(lost, f"partition(s) {sorted(lost)} moved on or were taken without us")
         if log := rows("log"):
-            await conn.copy_records_to_table("event_log", records=log, columns=_LOG_COLUMNS)
+            await conn.copy_records_to_table("event_log", records=log, columns=LOG_COLUMNS)
         if outbox := rows("outbox"):
             written = await conn.fetchrow(
                 "WITH written AS (INSERT INTO outbox (partition, topic, key, value)"

@@ -37,10 +37,10 @@ from handoff.adapters.pg_store import (
     record_marker,
     seen_inputs,
 )
-from handoff.app.event_time import DueTimers
 from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
 from handoff.core.envelope import Envelope
+from handoff.core.event_time import DueTimers
 from handoff.core.events import (
     OUTPUT_TOPIC_OF,
     AssignmentFailed,

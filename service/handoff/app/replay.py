@@ -17,14 +17,14 @@ replay --rebuild` asks (stop the service first).
 
 import asyncio
 import multiprocessing
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import asyncpg
 
-from handoff.adapters.cloudevents import dump_event, load_event
+from handoff.adapters.cloudevents import dump_event
+from handoff.adapters.pg_log import Span, read_log
 from handoff.adapters.pg_store import (
     Connection,
     ProjectionRow,
@@ -32,7 +32,6 @@ from handoff.adapters.pg_store import (
     replace_projections,
 )
 from handoff.core.decide import decide
-from handoff.core.envelope import Envelope
 from handoff.core.view import WorkspaceView
 from handoff_projections import evolve
 
@@ -55,34 +54,11 @@ class _Folded(Replay):
     versions: list[tuple[str, int]] = field(default_factory=list)
 
 
-_Range = tuple[str | None, str | None]
-"""Workspace ids from the first (inclusive) to the second (exclusive); None: no bound."""
-
 _RANGES_PER_WORKER = 4
 """Ranges are taken one at a time, so that processes finishing early take more."""
 
-_CHUNK = 5000
-"""Log rows fetched per round trip, as one list: iterating the cursor row by row costs an
-await and asyncpg's connection checks per row (about 2 of some 30 us of CPU per event)."""
 
-
-async def _log(
-    conn: Connection, span: _Range
-) -> AsyncIterator[tuple[str, bool, datetime, Envelope]]:
-    async with conn.transaction():
-        cursor = await conn.cursor(
-            "SELECT workspace_id, is_input, decided_at, body::text FROM event_log"
-            " WHERE ($1::text IS NULL OR workspace_id >= $1)"
-            " AND ($2::text IS NULL OR workspace_id < $2)"
-            " ORDER BY workspace_id, seq",
-            *span,
-        )
-        while rows := await cursor.fetch(_CHUNK):
-            for workspace_id, is_input, decided_at, body in rows:
-                yield workspace_id, is_input, decided_at, load_event(body)
-
-
-async def _fold(conn: Connection, span: _Range, rebuild: bool, audit: bool) -> _Folded:
+async def _fold(conn: Connection, span: Span, rebuild: bool, audit: bool) -> _Folded:
     result = _Folded()
     view: WorkspaceView | None = None
     expected: list[bytes] = []
@@ -102,7 +78,8 @@ async def _fold(conn: Connection, span: _Range, rebuild: bool, audit: bool) -> _
             result.rows += projection_rows(view)
             result.versions.append((view.workspace_id, view.version))
 
-    async for workspace_id, is_input, decided_at, event in _log(conn, span):
+    async for logged in read_log(conn, span):
+        workspace_id, is_input, event = logged.workspace_id, logged.is_input, logged.event
         if view is None or view.workspace_id != workspace_id:
             if view is not None:
                 done(view)
@@ -115,7 +92,7 @@ async def _fold(conn: Connection, span: _Range, rebuild: bool, audit: bool) -> _
             settle()
             result.inputs += 1
             where = f"{workspace_id} input {event.id}"
-            decided = decide(view, event, decided_at, keep_index=True)
+            decided = decide(view, event, logged.decided_at, keep_index=True)
             expected = [dump_event(d) for d in decided]
             expected.reverse()
         elif not expected or expected.pop() != dump_event(event):
@@ -127,7 +104,7 @@ async def _fold(conn: Connection, span: _Range, rebuild: bool, audit: bool) -> _
     return result
 
 
-def _fold_in_process(dsn: str, span: _Range, rebuild: bool, audit: bool) -> _Folded:
+def _fold_in_process(dsn: str, span: Span, rebuild: bool, audit: bool) -> _Folded:
     async def main() -> _Folded:
         conn = await asyncpg.connect(dsn)
         try:
@@ -139,7 +116,7 @@ def _fold_in_process(dsn: str, span: _Range, rebuild: bool, audit: bool) -> _Fol
 
 
 async def _fold_side_by_side(
-    conn: Connection, dsn: str, spans: list[_Range], workers: int, rebuild: bool, audit: bool
+    conn: Connection, dsn: str, spans: list[Span], workers: int, rebuild: bool, audit: bool
 ) -> list[_Folded]:
     """Here and in `workers - 1` processes, each taking the next range when it is done, so a
     process that started late (a spawned one imports handoff first) takes fewer."""
@@ -169,14 +146,14 @@ async def _fold_side_by_side(
     return done
 
 
-async def _ranges(conn: Connection, count: int) -> list[_Range]:
+async def _ranges(conn: Connection, count: int) -> list[Span]:
     sizes = await conn.fetch(
         "SELECT workspace_id, max(seq) FROM event_log GROUP BY workspace_id ORDER BY workspace_id"
     )
     return cut([(ws, n) for ws, n in sizes], count)
 
 
-def cut(sizes: Sequence[tuple[str, int]], count: int) -> list[_Range]:
+def cut(sizes: Sequence[tuple[str, int]], count: int) -> list[Span]:
     """At most `count` ranges of the workspaces, given in the database's order with the
     events each logged, holding about as many events each; the first and the last are
     open-ended, so that a workspace the list missed still falls in one."""

@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handoff.adapters.cloudevents import dump_event, parse
-from handoff.app.event_time import DueTimers
 from handoff.app.handle import PartitionState, handle_batch
 from handoff.app.merge import Inbound
 from handoff.app.settings import Settings
 from handoff.core.envelope import Envelope
+from handoff.core.event_time import DueTimers
 from handoff.core.ids import RunId
 from handoff.core.view import Timer, WorkspaceView
 from tests.builders import T0, WS, event, opened, workflow
