@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
         default=len(os.sched_getaffinity(0)),
         help="processes folding ranges of workspaces side by side [the CPU count]",
     )
+    replay.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-decide the log and rebuild the projections aside, and compare both with the"
+        " logged decisions and the live projections (beside a running service)",
+    )
+    replay.add_argument("--workspace", metavar="W", help="with --verify: this workspace alone")
     replay.set_defaults(handler=_replay)
 
     workflow = sub.add_parser("workflow", help="workflow documents").add_subparsers(required=True)
@@ -103,6 +110,51 @@ def _parser() -> argparse.ArgumentParser:
     publish = workflow.add_parser("publish", help="publish a workflow document")
     publish.add_argument("file")
     publish.set_defaults(handler=_publish)
+
+    from handoff.audit.times import parse_time
+
+    simulate = sub.add_parser(
+        "simulate", help="re-decide a workspace's recorded inputs as if a workflow were published"
+    )
+    simulate.add_argument("--workspace", metavar="W", required=True)
+    simulate.add_argument(
+        "--workflow", metavar="FILE", required=True, help="a workflow document (YAML or JSON)"
+    )
+    simulate.add_argument(
+        "--since",
+        metavar="TIME",
+        type=parse_time,
+        help="ISO 8601 with offset [the workspace's first event]",
+    )
+    simulate.add_argument(
+        "--until", metavar="TIME", type=parse_time, help="ISO 8601 with offset [its last event]"
+    )
+    simulate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    simulate.add_argument(
+        "--chart", metavar="FILE.png", type=Path, help="draw assignments per agent (matplotlib)"
+    )
+    simulate.set_defaults(handler=_simulate)
+
+    log = sub.add_parser("log", help="the event log").add_subparsers(required=True)
+    export = log.add_parser("export", help="print a workspace's log as CloudEvents JSON lines")
+    export.add_argument("--workspace", metavar="W", required=True)
+    export.add_argument("--since", metavar="TIME", type=parse_time, help="ISO 8601 with offset")
+    export.add_argument("--until", metavar="TIME", type=parse_time, help="ISO 8601 with offset")
+    export.set_defaults(handler=_export)
+
+    explain = sub.add_parser("explain", help="a contact's decision trail, from the event log")
+    explain.add_argument("--workspace", metavar="W", required=True)
+    explain.add_argument("--contact", metavar="C", required=True)
+    explain.add_argument("--json", action="store_true", help="print the trail as JSON")
+    explain.set_defaults(handler=_explain)
+
+    state = sub.add_parser("state", help="a workspace's projections as they stood at a time")
+    state.add_argument("--workspace", metavar="W", required=True)
+    state.add_argument(
+        "--at", metavar="TIME", required=True, type=parse_time, help="ISO 8601 with offset"
+    )
+    state.add_argument("--json", action="store_true", help="print every table as JSON")
+    state.set_defaults(handler=_state)
     return parser
 
 
@@ -145,6 +197,8 @@ def _soak(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    if args.verify or args.workspace is not None:
+        return _verify(settings, args)
     from handoff.app.replay import replay
 
     async def main(dsn: str) -> int:
@@ -158,6 +212,30 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         for line in result.mismatches:
             print(f"  {line}")
         return 1 if result.mismatches else 0
+
+    return with_database(settings, main)
+
+
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    """`replay --verify`: 0 when nothing differs, 1 on a difference, 2 on misuse."""
+    for misused, why in (
+        (not args.verify, "--workspace needs --verify"),
+        (args.rebuild, "--verify writes nothing: not with --rebuild"),
+        (not args.audit, "--verify re-decides every input: not with --no-audit"),
+    ):
+        if misused:
+            print(f"handoff replay: {why}", file=sys.stderr)
+            return 2
+    from handoff.audit.verify import report, verify_database
+
+    async def main(dsn: str) -> int:
+        result = await verify_database(dsn, args.workspace)
+        for line in report(result):
+            print(line)
+        if args.workspace is not None and not result.events and not result.differences:
+            print(f"handoff replay: workspace {args.workspace!r} has no log", file=sys.stderr)
+            return 2
+        return 1 if result.differences else 0
 
     return with_database(settings, main)
 
@@ -261,22 +339,107 @@ def _validate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
-    from handoff.core.ids import derive_id
+    from handoff.core.inputs import publication
 
     workflow = _validate_document(args.file)
-    now = datetime.now(UTC)
-    event = {
-        "specversion": "1.0",
-        "id": derive_id("publish", workflow.id, now.isoformat()),
-        "source": "/handoff/cli",
-        "type": "workflow.published",
-        "time": now.isoformat(),
-        "workspaceid": workflow.workspace_id,
-        "data": {"definition": workflow.model_dump(mode="json", exclude_none=True)},
-    }
-    _produce(settings, [event])
+    event = publication(workflow, datetime.now(UTC), "/handoff/cli")
+    _produce(settings, [event.model_dump(mode="json", exclude_none=True)])
     print(f"published workflow {workflow.id!r} to workspace {workflow.workspace_id!r}")
     return 0
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """`simulate`: 0 with a report, 1 when the workspace has no log, 2 on misuse."""
+    workflow = _validate_document(args.workflow)
+    if workflow.workspace_id != args.workspace:
+        print(
+            f"handoff simulate: {args.workflow} is a workflow of workspace "
+            f"{workflow.workspace_id!r}, not {args.workspace!r}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.since is not None and args.until is not None and args.since > args.until:
+        print("handoff simulate: --since is after --until", file=sys.stderr)
+        return 2
+    from handoff.audit.simulate import EmptyLog, as_json, simulate
+    from handoff.audit.simulate_chart import ChartUnavailable, can_draw, write_chart
+    from handoff.audit.simulate_text import report
+
+    if args.chart is not None:
+        try:
+            can_draw()
+        except ChartUnavailable as err:
+            print(f"handoff simulate: {err}", file=sys.stderr)
+            return 2
+
+    async def main(dsn: str) -> int:
+        try:
+            outcome = await simulate(dsn, args.workspace, workflow, args.since, args.until)
+        except EmptyLog as err:
+            print(f"handoff simulate: {err}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(orjson.dumps(as_json(outcome), option=orjson.OPT_INDENT_2).decode())
+        else:
+            print(report(outcome))
+        if args.chart is not None:
+            write_chart(outcome, args.chart)
+        return 0
+
+    return with_database(settings, main)
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from handoff.audit.export import export
+
+    async def main(dsn: str) -> int:
+        await export(dsn, args.workspace, sys.stdout, args.since, args.until)
+        return 0
+
+    return with_database(settings, main)
+
+
+def _explain(settings: Settings, args: argparse.Namespace) -> int:
+    """`explain`: 0 with the trail, 1 when the log never mentions the contact."""
+    from handoff.audit.explain import trail, trail_json
+    from handoff.audit.explain_text import render
+
+    async def main(dsn: str) -> int:
+        entries = await trail(dsn, args.workspace, args.contact)
+        if not entries:
+            print(
+                f"handoff explain: workspace {args.workspace!r} has no events of contact"
+                f" {args.contact!r}",
+                file=sys.stderr,
+            )
+            return 1
+        if args.json:
+            print(trail_json(args.workspace, args.contact, entries).decode())
+        else:
+            print(render(args.workspace, args.contact, entries))
+        return 0
+
+    return with_database(settings, main)
+
+
+def _state(settings: Settings, args: argparse.Namespace) -> int:
+    """`state --at`: 0 with the projections, 1 when nothing of the workspace was decided by
+    then."""
+    from handoff.audit.state import render, state_at, state_json
+
+    async def main(dsn: str) -> int:
+        state = await state_at(dsn, args.workspace, args.at)
+        if state is None:
+            print(
+                f"handoff state: workspace {args.workspace!r} has no events decided by"
+                f" {args.at.isoformat()}",
+                file=sys.stderr,
+            )
+            return 1
+        print(state_json(state).decode() if args.json else render(state))
+        return 0
+
+    return with_database(settings, main)
 
 
 if __name__ == "__main__":

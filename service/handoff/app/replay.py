@@ -2,7 +2,8 @@
 
 The log holds each input, the clock reading its decision was given, and the decisions. Folding
 the log from the start and calling `decide` again with that same reading must give the logged
-decisions to the letter; any difference is reported. The folded views are the projections,
+decisions, compared as the core version that logged each made it
+(`handoff.audit.versions`); any difference is reported. The folded views are the projections,
 so the same pass rebuilds them. A rebuild without the audit only folds: nearly twice as
 fast, since deciding costs more than folding.
 
@@ -23,7 +24,6 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from handoff.adapters.cloudevents import dump_event
 from handoff.adapters.pg_log import Span, read_log
 from handoff.adapters.pg_store import (
     Connection,
@@ -31,7 +31,9 @@ from handoff.adapters.pg_store import (
     projection_rows,
     replace_projections,
 )
+from handoff.audit.versions import difference
 from handoff.core.decide import decide
+from handoff.core.envelope import OutputEnvelope
 from handoff.core.view import WorkspaceView
 from handoff_projections import evolve
 
@@ -61,7 +63,7 @@ _RANGES_PER_WORKER = 4
 async def _fold(conn: Connection, span: Span, rebuild: bool, audit: bool) -> _Folded:
     result = _Folded()
     view: WorkspaceView | None = None
-    expected: list[bytes] = []
+    expected: list[OutputEnvelope] = []
     where = ""
 
     def settle() -> None:
@@ -92,11 +94,15 @@ async def _fold(conn: Connection, span: Span, rebuild: bool, audit: bool) -> _Fo
             settle()
             result.inputs += 1
             where = f"{workspace_id} input {event.id}"
-            decided = decide(view, event, logged.decided_at, keep_index=True)
-            expected = [dump_event(d) for d in decided]
+            expected = decide(view, event, logged.decided_at, keep_index=True)
             expected.reverse()
-        elif not expected or expected.pop() != dump_event(event):
-            result.mismatches.append(f"{where}: logged {event.type} {event.id} differs")
+        elif not expected:
+            result.mismatches.append(f"{where}: logged {event.type} {event.id} not re-decided")
+            view.forget_indexes()
+        elif (found := difference(logged, expected.pop())) is not None:
+            result.mismatches.append(
+                f"{where}: logged {event.type} {event.id} differs at {found.path}"
+            )
             expected.clear()
             view.forget_indexes()  # they followed the decisions made, not the logged ones
     if view is not None:

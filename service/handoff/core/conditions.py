@@ -6,6 +6,7 @@ never the wall clock, so a replay takes the same branch.
 """
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,9 +33,11 @@ __all__ = [
     "ContactField",
     "ContactTag",
     "ConversationIs",
+    "Evaluated",
     "Facts",
     "Schedule",
     "VariableIs",
+    "evaluate",
     "holds",
 ]
 
@@ -197,30 +200,72 @@ class Facts(BaseModel):
     assignee_status: str = "none"
 
 
+_LeafCondition = Schedule | ContactTag | ContactField | VariableIs | AssigneeIs | ConversationIs
+"""A condition that is not `all` or `any`: it looks at one fact."""
+
+
 def holds(condition: Condition, facts: Facts) -> bool:
     match condition:
         case All(all=parts):
             return all(holds(p, facts) for p in parts)
         case AnyOf(any=parts):
             return any(holds(p, facts) for p in parts)
+    return _test(condition, _seen(condition, facts))
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    """A condition evaluated for a person to read (`handoff explain`): every leaf with the
+    value it looked at, whether or not `holds` got that far."""
+
+    condition: Condition
+    held: bool
+    """As `holds` has it, the one rule the branch step goes by."""
+    seen: Any = None
+    """A leaf's value as compared: a time since is a timedelta, a schedule the event time
+    in its timezone, a tag whether the contact has it; None: no value."""
+    parts: tuple["Evaluated", ...] = ()
+    """`all` and `any`: each part, evaluated."""
+
+
+def evaluate(condition: Condition, facts: Facts) -> Evaluated:
+    if isinstance(condition, All | AnyOf):
+        parts = condition.all if isinstance(condition, All) else condition.any
+        evaluated = tuple(evaluate(p, facts) for p in parts)
+        return Evaluated(condition, holds(condition, facts), parts=evaluated)
+    seen = _seen(condition, facts)
+    return Evaluated(condition, _test(condition, seen), seen)
+
+
+def _seen(leaf: _LeafCondition, facts: Facts) -> Any:
+    """What the leaf looks at in the facts."""
+    match leaf:
         case Schedule(schedule=window):
-            return _in_window(window, facts.at)
-        case ContactTag(contact_tag=tag, op=op):
-            has = tag in facts.tags
-            return (
-                has if op in ("exists", "eq") else not has if op in ("not_exists", "neq") else False
-            )
+            return facts.at.astimezone(ZoneInfo(window.timezone))
+        case ContactTag(contact_tag=tag):
+            return tag in facts.tags
         case ContactField(contact_field=name):
-            return _compare(condition.op, facts.fields.get(name), condition.value)
+            return facts.fields.get(name)
         case VariableIs(variable=name):
-            return _compare(condition.op, facts.variables.get(name), condition.value)
+            return facts.variables.get(name)
         case AssigneeIs(assignee="id"):
-            return _compare(condition.op, facts.assignee_id, condition.value)
+            return facts.assignee_id
         case AssigneeIs():
-            return _compare(condition.op, facts.assignee_status, condition.value)
+            return facts.assignee_status
         case ConversationIs(conversation=what):
-            return _compare(condition.op, _conversation(what, facts), condition.value)
-    raise AssertionError(f"unhandled condition {condition!r}")
+            return _conversation(what, facts)
+    raise AssertionError(f"unhandled condition {leaf!r}")
+
+
+def _test(leaf: _LeafCondition, seen: Any) -> bool:
+    """Whether the leaf holds of what it saw."""
+    if isinstance(leaf, Schedule):
+        return _in_window(leaf.schedule, seen)
+    if isinstance(leaf, ContactTag):
+        has = bool(seen)
+        op = leaf.op
+        return has if op in ("exists", "eq") else not has if op in ("not_exists", "neq") else False
+    return _compare(leaf.op, seen, leaf.value)
 
 
 def _conversation(what: str, facts: Facts) -> Any:

@@ -5,6 +5,7 @@ Records are validated strictly (`handoff.adapters.cloudevents.parse`): every fie
 declared JSON type, nothing coerced (`"5"` is no integer, `true` no number, `1` no boolean).
 """
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,7 @@ from handoff.core.ids import (
     TeamId,
     UserId,
     WorkflowId,
+    derive_id,
 )
 from handoff.core.workflow import Workflow
 
@@ -40,6 +42,7 @@ __all__ = [
     "UserUpserted",
     "WorkflowPublished",
     "WorkflowUnpublished",
+    "publication",
 ]
 
 Presence = Literal["online", "away", "offline"]
@@ -194,6 +197,20 @@ class WorkflowPublishedData(_Data):
 class WorkflowPublished(Envelope):
     type: Literal["workflow.published"]
     data: WorkflowPublishedData
+
+
+def publication(workflow: Workflow, at: datetime, source: str) -> WorkflowPublished:
+    """`workflow` published at `at` by `source`: what `handoff workflow publish` sends and
+    what `handoff simulate` publishes at its window's start, so the two cannot drift. The id
+    is derived from the workflow and the time, so the same publish sent twice is one."""
+    return WorkflowPublished(
+        id=derive_id("publish", workflow.id, at.isoformat()),
+        source=source,
+        type="workflow.published",
+        time=at,
+        workspaceid=workflow.workspace_id,
+        data=WorkflowPublishedData(definition=workflow),
+    )
 
 
 class WorkflowUnpublishedData(_Data):

@@ -1,0 +1,263 @@
+"""`handoff replay --verify` (contract v1.1, Audit commands): the log re-decided and the
+projections rebuilt aside, compared with the logged decisions and the live projections.
+
+Each scenario puts a real log and its projections in PostgreSQL (`write_log`, or the v1
+fixture log decided by the version-1 core itself), then runs the command as a user would,
+through `handoff.cli.main` on `HANDOFF_DATABASE_URL`, and reads its output and exit code.
+"""
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+
+from handoff.adapters.cloudevents import load_event
+from handoff.adapters.pg_store import LOG_COLUMNS, migrate, projection_rows, replace_projections
+from handoff.cli import main
+from handoff.core.envelope import Envelope
+from handoff.core.rules import RULES, least_open_contacts
+from handoff.core.view import WorkspaceView
+from handoff_projections import evolve
+from tests.audit.logbook import write_log
+from tests.builders import assign_team, closed, opened, presence, team, user, workflow
+
+V1_LOG = Path(__file__).parents[1] / "fixtures" / "v1_log.jsonl"
+
+
+async def verify(
+    dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """`handoff replay --verify ARGS` on the database at `dsn`: (exit code, what it printed)."""
+    monkeypatch.setenv("HANDOFF_DATABASE_URL", dsn)
+    code = await asyncio.to_thread(main, ["replay", "--verify", *args])  # it runs its own loop
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+async def execute(dsn: str, sql: str, *params: object) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        status: str = await conn.execute(sql, *params)
+        return status
+    finally:
+        await conn.close()
+
+
+def routed(ws: str = "ws-1") -> list[Envelope]:
+    """Three online agents in team t, a round-robin workflow, and conversations c1 to c3
+    (ann, bob, cid), of which c3 closes, then c4: round robin gives it to ann, while least
+    open contacts would give it to cid, the only one with none."""
+    return [
+        *(user(a, ws=ws) for a in ("ann", "bob", "cid")),
+        *(presence(a, ws=ws) for a in ("ann", "bob", "cid")),
+        team("t", "ann", "bob", "cid", ws=ws),
+        workflow(assign_team("t"), {"type": "add_comment", "text": "yours"}, ws=ws),
+        *(opened(c, ws=ws) for c in ("c1", "c2", "c3")),
+        closed("c3", ws=ws),
+        opened("c4", ws=ws),
+    ]
+
+
+async def test_a_log_and_projections_written_by_the_service_sequence_verify(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a log and projections written as the service writes them, when verified, then
+    every decision and row compares equal and the command exits 0."""
+    await write_log(fresh_database, routed())
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 0, out
+    assert "verified 1 workspace(s)" in out
+    assert "no differences" in out
+    assert "decisions compared (v2: " in out
+
+
+async def test_a_corrupted_projection_row_is_named_by_workspace_table_and_key(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a verified log whose live `users` row of bob was changed behind the folds'
+    back, when verified, then the command exits 1 and names that row, with the value the
+    log folds to and the live one."""
+    await write_log(fresh_database, routed())
+    status = await execute(
+        fresh_database,
+        "UPDATE projection_rows SET value = jsonb_set(value, '{max_open_contacts}', '7')"
+        " WHERE workspace_id = 'ws-1' AND tbl = 'users' AND key = 'bob'",
+    )
+    assert status == "UPDATE 1"
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert "1 difference(s)" in out
+    assert "first divergence, workspace ws-1: row (ws-1, users, bob)" in out
+    expected, actual = _sides(out)
+    assert orjson.loads(expected)["max_open_contacts"] is None
+    assert orjson.loads(actual)["max_open_contacts"] == 7
+
+
+async def test_a_changed_routing_rule_is_caught_at_the_first_decision_it_changes(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a log decided by today's core, when it is verified by a build of the core whose
+    round robin walks as least open contacts does, then the first divergence is c4's
+    logged `contact.assigned` (ann), which the changed rule gives to cid, and it exits 1."""
+    await write_log(fresh_database, routed())
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        c4 = await conn.fetchval(
+            "SELECT event_id FROM event_log WHERE type = 'contact.assigned'"
+            " AND body->'data'->>'contact_id' = 'c4'"
+        )
+    finally:
+        await conn.close()
+    monkeypatch.setitem(RULES, "round_robin", least_open_contacts)
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    first = next(line for line in out.splitlines() if line.startswith("first divergence"))
+    assert f"contact.assigned {c4} " in first, out
+    assert "differs at data.assignee_id" in first
+    assert _sides(out) == ('"ann"', '"cid"')
+
+
+async def test_a_log_written_by_the_version_1_core_verifies_as_version_1_made_it(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given the fixture log decided by the version-1 core (every member listed, v1 reasons,
+    no counts; `core_version` NULL) and its projections folded by today's folds, when
+    verified, then its decisions count as version 1 and nothing differs; and when the same
+    rows claim version 2, their explanations differ, so the fixture does exercise the rule."""
+    rows = [orjson.loads(line) for line in V1_LOG.read_text().splitlines()]
+    await _load_v1_log(fresh_database, rows)
+    decisions = sum(not r["is_input"] for r in rows)
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 0, out
+    assert f"{decisions} decisions compared (v1: {decisions})" in out
+    assert "no differences" in out
+
+    await execute(fresh_database, "UPDATE event_log SET core_version = 2")
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert f"(v2: {decisions})" in out
+    assert "differs at data.explanation" in out
+
+
+@pytest.mark.parametrize(
+    ("stated", "path"),
+    [
+        ("cursor_before", "data.explanation.cursor_before"),
+        ("open_contacts", "data.explanation.candidates[bob].open_contacts"),
+    ],
+)
+async def test_a_version_1_explanation_is_compared_on_what_both_versions_state(
+    fresh_database: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stated: str,
+    path: str,
+) -> None:
+    """Given the v1 fixture log with c2's assignment (bob's) stating another cursor before
+    it, or another count of bob's open contacts, than the log's own state gives, when
+    verified, then that is a difference at that place of the explanation: version 1's
+    explanations are compared on what both versions state, not skipped."""
+    rows = [orjson.loads(line) for line in V1_LOG.read_text().splitlines()]
+    c2 = next(r for r in rows if '"contact.assigned"' in r["body"] and '"c2"' in r["body"])
+    body = orjson.loads(c2["body"])
+    explanation = body["data"]["explanation"]
+    if stated == "cursor_before":
+        explanation["cursor_before"] = "cid"
+    else:
+        (bob,) = (c for c in explanation["candidates"] if c["user_id"] == "bob")
+        bob["open_contacts"] = 3
+    c2["body"] = orjson.dumps(body).decode()
+    await _load_v1_log(fresh_database, rows)
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert "1 difference(s)" in out
+    assert f"(v1, of conversation.opened v1-in-15 (seq 21)) differs at {path}" in out
+
+
+async def test_one_workspace_verifies_alone(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given two workspaces, b's live row of ann corrupted, when `--workspace a` is verified
+    then it passes (exit 0), having looked at a alone; the whole database does not."""
+    await write_log(fresh_database, [*routed("a"), *routed("b")])
+    await execute(
+        fresh_database,
+        "UPDATE projection_rows SET value = '{}' WHERE workspace_id = 'b' AND tbl = 'users'"
+        " AND key = 'ann'",
+    )
+
+    code, out = await verify(fresh_database, monkeypatch, capsys, "--workspace", "a")
+
+    assert code == 0, out
+    assert "verified 1 workspace(s)" in out
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+    assert code == 1, out
+    assert "verified 2 workspace(s)" in out
+    assert "row (b, users, ann)" in out
+
+
+async def test_verify_with_rebuild_or_a_workspace_without_a_log_is_misuse(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await write_log(fresh_database, routed())
+
+    assert (await verify(fresh_database, monkeypatch, capsys, "--rebuild"))[0] == 2
+    code, out = await verify(fresh_database, monkeypatch, capsys, "--workspace", "nobody")
+    assert code == 2, out
+    assert "has no log" in out
+
+
+def _sides(out: str) -> tuple[str, str]:
+    """The first divergence's expected and actual values, as printed."""
+    lines = out.splitlines()
+    expected = next(line for line in lines if line.startswith("  expected: "))
+    actual = next(line for line in lines if line.startswith("  actual:   "))
+    return expected.removeprefix("  expected: "), actual.removeprefix("  actual:   ")
+
+
+async def _load_v1_log(dsn: str, rows: list[dict[str, object]]) -> None:
+    """The fixture's rows as `event_log` holds them (no `core_version`: NULL), and the
+    projections today's folds make of them, as stored after a `replay --rebuild`."""
+    view = WorkspaceView(workspace_id=str(rows[0]["workspace_id"]))
+    records = []
+    for r in rows:
+        body = str(r["body"])
+        event = load_event(body)
+        evolve(view, event)
+        assert view.version == r["seq"]
+        columns = {
+            "workspace_id": r["workspace_id"],
+            "seq": r["seq"],
+            "source": event.source,
+            "event_id": event.id,
+            "type": event.type,
+            "is_input": r["is_input"],
+            "causation_id": getattr(event, "causationid", None),
+            "decided_at": datetime.fromisoformat(str(r["decided_at"])),
+            "body": body,
+        }
+        records.append(tuple(columns.get(c) for c in LOG_COLUMNS))
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        await migrate(pool)
+        async with pool.acquire() as conn:
+            await conn.copy_records_to_table("event_log", records=records, columns=LOG_COLUMNS)
+            await replace_projections(
+                conn, projection_rows(view), [(view.workspace_id, view.version)]
+            )
+    finally:
+        await pool.close()
