@@ -1,14 +1,17 @@
-"""`/healthz`, `/readyz` and `/metrics` on one port: what orchestrators and Prometheus ask.
+"""`/healthz`, `/readyz` and `/metrics` on one port: what orchestrators and Prometheus ask;
+and, when `HANDOFF_AUDIT_TOKEN` is set, the audit answers under `/audit/` (`audit_http`).
 
-A few lines of asyncio serve three GETs; a web framework would be the larger dependency.
+A few lines of asyncio serve these; a web framework would be the larger dependency.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from handoff.app.audit_http import AuditHttp, Request
 from handoff.app.metrics import Metrics
 
 __all__ = ["serve_http"]
@@ -19,22 +22,33 @@ Readiness = Callable[[], Awaitable[dict[str, str]]]
 """Each check: "ok", or what is wrong."""
 
 
-async def serve_http(port: int, metrics: Metrics, readiness: Readiness) -> asyncio.Server:
+MAX_BODY = 1024 * 1024
+"""Bytes a request body may hold (a workflow document to simulate)."""
+
+
+async def serve_http(
+    port: int, metrics: Metrics, readiness: Readiness, audit: AuditHttp | None = None
+) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass  # headers: nothing here needs them
-            parts = request.decode(errors="replace").split()
-            path = parts[1].split("?")[0] if len(parts) > 1 else ""
-            status, content_type, body = await _route(path, metrics, readiness)
+            request = await _read_request(reader)
+            if request is None:
+                status, content_type, body = "400 Bad Request", "text/plain", b"bad request\n"
+            elif request.path.startswith("/audit/"):
+                status, content_type, body = (
+                    await audit.answer(request)
+                    if audit is not None
+                    else ("404 Not Found", "text/plain", b"not found\n")
+                )
+            else:
+                status, content_type, body = await _route(request.path, metrics, readiness)
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )
             await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
             writer.close()
@@ -42,6 +56,25 @@ async def serve_http(port: int, metrics: Metrics, readiness: Readiness) -> async
     server = await asyncio.start_server(handle, "0.0.0.0", port)
     log.info("http listening", port=port, paths=["/healthz", "/readyz", "/metrics"])
     return server
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+    """The request line, the headers this server reads, and a body of `Content-Length` bytes
+    (at most `MAX_BODY`); None when it is not one."""
+    line = await asyncio.wait_for(reader.readline(), 5)
+    parts = line.decode(errors="replace").split()
+    if len(parts) < 2:
+        return None
+    headers: dict[str, str] = {}
+    while (header := await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+        name, _, value = header.decode(errors="replace").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_BODY:
+        return None
+    body = await asyncio.wait_for(reader.readexactly(int(length)), 30) if int(length) else b""
+    url = urlsplit(parts[1])
+    return Request(parts[0], url.path, dict(parse_qsl(url.query)), headers, body)
 
 
 async def _route(path: str, metrics: Metrics, readiness: Readiness) -> tuple[str, str, bytes]:

@@ -12,6 +12,7 @@ import structlog
 
 from handoff.adapters.kafka_topics import ensure_topics
 from handoff.adapters.pg_store import forget_positions, migrate, stale_projections
+from handoff.app.audit_http import AuditHttp
 from handoff.app.collector import fewer_collections
 from handoff.app.http import serve_http
 from handoff.app.metrics import Metrics
@@ -31,10 +32,14 @@ async def serve(
     started = _Started()
     async with AsyncExitStack() as stack:
         stack.enter_context(fewer_collections())
-        if settings.http_port:
-            server = await serve_http(settings.http_port, metrics, started.readiness)
-            stack.push_async_callback(_close, server)
         bootstrap, dsn = settings.kafka_bootstrap, settings.database_url
+        if settings.http_port:
+            audit = None
+            if settings.audit_token is not None:
+                audit = AuditHttp(settings.audit_token.get_secret_value(), lambda: started.dsn)
+                stack.callback(audit.close)
+            server = await serve_http(settings.http_port, metrics, started.readiness, audit)
+            stack.push_async_callback(_close, server)
         if bootstrap is None or dsn is None:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             from handoff.adapters.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -53,6 +58,7 @@ async def serve(
                 marker.write_text(bootstrap)
                 stack.callback(marker.unlink, missing_ok=True)
                 log.info("embedded broker started", bootstrap=bootstrap)
+        started.dsn = dsn
         started.pool = pool = await asyncpg.create_pool(
             dsn, min_size=1, max_size=settings.partitions + 4, ssl=settings.database_sslmode
         )
@@ -116,6 +122,7 @@ class _Started:
 
     def __init__(self) -> None:
         self.pool: asyncpg.Pool | None = None
+        self.dsn: str | None = None
         self.migrated = False
         self.projections = "not ready"
         self.pipeline: Pipeline | None = None

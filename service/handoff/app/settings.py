@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http_port: int = Field(default=8080, ge=0, le=65535)
     """`/healthz`, `/readyz` and `/metrics`; 0 turns the HTTP server off."""
+    audit_token: SecretStr | None = None
+    """Turns on the audit answers on the HTTP port (`/audit/...`), for requests sending it as a
+    bearer token; unset, they are off."""
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
