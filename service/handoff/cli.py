@@ -242,14 +242,33 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def with_database(settings: Settings, main: Callable[[str], Coroutine[Any, Any, int]]) -> int:
     """Run `main` on the database's DSN: `HANDOFF_DATABASE_URL`, or the embedded one under
-    `HANDOFF_DATA_DIR`, started for the command (or joined, when the service runs there)."""
+    `HANDOFF_DATA_DIR`, started for the command (or joined, when the service runs there).
+    A database without handoff's log, or none to reach, is said in a line, exit 1."""
+    import asyncpg
+
+    def run(dsn: str) -> int:
+        try:
+            return asyncio.run(main(dsn))
+        except asyncpg.UndefinedTableError as err:
+            print(
+                f"handoff: no event log in that database ({err}): is HANDOFF_DATABASE_URL or"
+                " HANDOFF_DATA_DIR the service's?",
+                file=sys.stderr,
+            )
+        except BrokenPipeError:  # the reader went away (`| head`): nobody left to tell
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+            print(f"handoff: cannot read the database: {err!r}", file=sys.stderr)
+        return 1
+
     if settings.database_url:
-        return asyncio.run(main(settings.database_url))
+        return run(settings.database_url)
     from handoff.adapters.embedded import EmbeddedPostgres
 
     postgres = EmbeddedPostgres(settings.data_dir / "postgres", borrow=True)
     try:
-        return asyncio.run(main(postgres.start()))
+        return run(postgres.start())
     finally:
         postgres.stop()
 

@@ -33,7 +33,6 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -97,8 +96,7 @@ async def demo(
         postgres = EmbeddedPostgres(data_dir / "postgres")
         server_dsn = await asyncio.to_thread(postgres.start)
         stack.callback(postgres.stop)
-        dsn = await _fresh_database(server_dsn, f"handoff_demo_{token}")
-        stack.push_async_callback(_drop_database, server_dsn, f"handoff_demo_{token}")
+        dsn = await _cleared(server_dsn)
         settings = base.on_tool_servers(
             partitions=4,
             kafka_bootstrap=bootstrap,
@@ -162,7 +160,12 @@ async def demo(
     if options.chart:
         say()
         say(_chart(summary, roles, options, compression))
-    say(f"\ndone in {time.monotonic() - started:.0f} s")
+    say(
+        f"\nthe day's event log stays under {data_dir}/postgres until the next demo; audit it with"
+        f" HANDOFF_DATA_DIR={data_dir} set: `handoff replay --verify`, `handoff explain"
+        " --workspace W --contact C`, `handoff simulate --workspace W --workflow FILE`"
+    )
+    say(f"done in {time.monotonic() - started:.0f} s")
     return summary
 
 
@@ -424,21 +427,15 @@ async def _stop_service(stop: asyncio.Event, service: asyncio.Task[None]) -> Non
         print(f"the service stopped with an error: {err!r}", file=sys.stderr)
 
 
-async def _fresh_database(server_dsn: str, name: str) -> str:
-    admin = await asyncpg.connect(server_dsn)
+async def _cleared(dsn: str) -> str:
+    """The demo's own server's database, emptied of an earlier day: the day's log stays in it
+    after the demo, for the audit commands (`HANDOFF_DATA_DIR=.handoff/demo handoff explain`)."""
+    conn = await asyncpg.connect(dsn)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     finally:
-        await admin.close()
-    return urlsplit(server_dsn)._replace(path=f"/{name}").geturl()
-
-
-async def _drop_database(server_dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(server_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+        await conn.close()
+    return dsn
 
 
 def _chart(
