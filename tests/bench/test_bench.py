@@ -1,4 +1,5 @@
-"""The benchmark's pure parts: no broker, no database, no benchmark run (it takes minutes)."""
+"""The benchmark's parts: no broker, no benchmark run (it takes minutes); the audit commands'
+measure alone reads a small real log in the session's PostgreSQL."""
 
 import argparse
 import os
@@ -8,6 +9,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -16,6 +18,7 @@ import yaml
 
 from handoff.adapters.cloudevents import Accepted, parse
 from handoff.app.settings import Settings
+from handoff.bench.audit import COMMANDS, least_open, measure_audit
 from handoff.bench.cpu import SATURDAY, TIMER, TypeCost, measure_types, process_cpu, pure_mix
 from handoff.bench.drain import Instances
 from handoff.bench.latency import LevelResult, Paced
@@ -48,6 +51,7 @@ from handoff.bench.team_size import (
 )
 from handoff.core.workflow import Workflow
 from handoff.demo.traffic import ALL_FAMILIES, TEMPLATES_DIR, CloudEvent, day_events
+from tests.audit.logbook import write_log
 
 START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)  # a Saturday
 _RATIO = re.compile(r"^handoff/pipe throughput ratio: \d+\.\d\d$")
@@ -560,3 +564,72 @@ def test_a_restart_is_timed_from_the_service_log_lines() -> None:
     assert "18.00 s + after the assignment 0.10 s" in text
     assert "median 0.10 s, max 0.10 s (target: within 2 s)" in text
     assert "the broker holds a join 5 s" in text
+
+
+# --- issue 16: the audit commands on the log ----------------------------------------------
+
+
+def _team_steps(node: Any) -> list[dict[str, Any]]:
+    """The team and workspace `assign_to` steps of a workflow document, nested ones too."""
+    if isinstance(node, list):
+        return [step for item in node for step in _team_steps(item)]
+    if not isinstance(node, dict):
+        return []
+    mine = node.get("type") == "assign_to" and (node.get("team_id") or node.get("workspace"))
+    return [node] * bool(mine) + [s for value in node.values() for s in _team_steps(value)]
+
+
+def test_the_simulated_variant_routes_every_team_step_by_least_open_contacts() -> None:
+    for path in sorted(TEMPLATES_DIR.glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        workflow, switched = least_open(document)
+        before = _team_steps(document)
+        after = _team_steps(workflow.model_dump(mode="json", by_alias=True))
+        assert len(after) == len(before), path.name
+        assert {s["logic"] for s in after} <= {"least_open_contacts"}, path.name
+        assert switched == sum(s.get("logic") != "least_open_contacts" for s in before)
+        assert workflow.id == document["id"]
+    unchanged = yaml.safe_load((TEMPLATES_DIR / "least-open-contacts-online.yaml").read_text())
+    assert least_open(unchanged) == (Workflow.model_validate(unchanged), 0)
+
+
+async def test_the_audit_commands_are_timed_on_a_real_log(fresh_database: str) -> None:
+    """Given a small log of every family written as the service writes it, when the audit
+    section measures it, then verify finds nothing, every sampled command answered on its
+    workspace's log, and the report shows the section before both ratio lines."""
+    events = day_events(stream_params(len(ALL_FAMILIES), 6, START, (3, 4)))
+    accepted = [parse(orjson.dumps(e), 1 << 20) for e in events]
+    await write_log(fresh_database, [a.event for a in accepted if isinstance(a, Accepted)])
+    said: list[str] = []
+
+    result = await measure_audit(fresh_database, 3, said.append)
+
+    verified = result.verified
+    assert verified.differences == 0, verified.first
+    assert verified.workspaces == result.log_workspaces == len(ALL_FAMILIES)
+    assert verified.events == result.log_events
+    assert result.verify_seconds > 0
+    ids = [x.asked.workspace_id for x in result.sampled]
+    assert len(set(ids)) == 3
+    assert ids == sorted(ids)
+    for x in result.sampled:
+        assert set(x.seconds) == set(x.answers) == set(COMMANDS)
+        assert all(s > 0 for s in x.seconds.values())
+        assert x.answers["log export"] == x.asked.events
+        assert 0 < x.answers["state --at"] < x.asked.events
+        assert x.answers["explain"] > 0
+        assert x.answers["simulate"] > 0
+        assert x.asked.workflow.workspace_id == x.asked.workspace_id
+    assert result.sample_events < result.log_events
+    assert result.total() == pytest.approx(sum(result.total(c) for c in COMMANDS))
+    assert said[0].startswith("10. replay --verify")
+
+    results = _issue_15(_results())
+    results.audit = result
+    text = build_report(results)
+    lines = text.splitlines()
+    assert lines[-2].startswith("handoff/pipe routing ratio: ")
+    assert _RATIO.match(lines[-1])
+    assert "10. audit commands on the log of (2) (issue 16)" in text
+    for expected in ("replay --verify", "0 differences", *COMMANDS, "estimate, the whole log"):
+        assert expected in text, expected

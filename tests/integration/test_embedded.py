@@ -125,6 +125,26 @@ async def test_a_command_beside_the_service_borrows_its_postgres_and_leaves_it_r
     assert not _postgres_running_on(datadir)
 
 
+async def test_a_command_that_started_postgres_leaves_it_to_a_service_that_joined_meanwhile(
+    tmp_path: Path,
+) -> None:
+    datadir = tmp_path / "data"
+    audit = EmbeddedPostgres(datadir, borrow=True)
+    dsn = await asyncio.to_thread(audit.start)  # nothing ran there: the command starts it
+    service = EmbeddedPostgres(datadir)
+    await asyncio.to_thread(service.start)  # the service starts meanwhile, and joins it
+    conn = await asyncpg.connect(dsn)
+    try:
+        await asyncio.to_thread(audit.stop)
+
+        assert _postgres_running_on(datadir), "the command stopped a server in use"
+        assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await conn.close()
+        await asyncio.to_thread(service.stop)
+    assert not _postgres_running_on(datadir)
+
+
 async def test_broker_dies_with_a_killed_owner(tmp_path: Path) -> None:
     bootstrap = await _run_and_sigkill(
         "import sys\nfrom pathlib import Path\n"

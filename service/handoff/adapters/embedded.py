@@ -141,19 +141,22 @@ class EmbeddedPostgres:
     """PostgreSQL on a Unix socket in `datadir`, created there on first start."""
 
     def __init__(self, datadir: Path, *, borrow: bool = False) -> None:
-        """`borrow`: a server found running on `datadir` (the service's) is used and left
-        running by `stop`, as a command run beside the service needs. Otherwise it is taken
-        over: a killed owner's server is stopped by the next owner."""
+        """`borrow`: a command run beside the service. A server found running on `datadir`
+        (the service's) is used and left running by `stop`; one the command started is left
+        running too if someone else connected to it meanwhile (a service started during the
+        command). Otherwise a server found running is taken over: a killed owner's server is
+        stopped by the next owner."""
         self.datadir = datadir.expanduser().resolve()
         self._server: PostgresServer | None = None
         self._borrow = borrow
         self._borrowed = False
+        self._dsn = ""
 
     def start(self) -> str:
         """Start the server, or re-attach to one left running on `datadir`; return its DSN."""
         if self._server is not None:
             raise RuntimeError(f"PostgreSQL on {self.datadir} is already started")
-        self._borrowed = self._borrow and (self.datadir / "postmaster.pid").exists()
+        self._borrowed = self._borrow and _running(self.datadir)
         try:
             self.datadir.mkdir(parents=True, exist_ok=True)
             # Not get_server(): it caches one handle per datadir, stale once stopped.
@@ -165,6 +168,7 @@ class EmbeddedPostgres:
                 f"log:\n{_tail(self.datadir / 'log')}"
             ) from exc
         self._server = server
+        self._dsn = dsn
         return dsn
 
     def stop(self) -> None:
@@ -172,6 +176,8 @@ class EmbeddedPostgres:
         borrowed."""
         server, self._server = self._server, None
         if server is None or self._borrowed or not (self.datadir / "postmaster.pid").exists():
+            return
+        if self._borrow and self._others_connected(server.system_user):
             return
         pg_ctl = str(POSTGRES_BIN_PATH / "pg_ctl")
         stopped = subprocess.run(
@@ -187,3 +193,36 @@ class EmbeddedPostgres:
             raise RuntimeError(
                 f"pg_ctl could not stop PostgreSQL on {self.datadir}: {stopped.stderr}"
             )
+
+    def _others_connected(self, system_user: str | None) -> bool:
+        """Anyone but this process connected to the server (psql, as the server's user)."""
+        asked = subprocess.run(
+            [
+                str(POSTGRES_BIN_PATH / "psql"),
+                "-d",
+                self._dsn,
+                "-tAc",
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            ],
+            user=system_user,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return asked.returncode != 0 or asked.stdout.strip() != "0"
+
+
+def _running(datadir: Path) -> bool:
+    """A live server holds `datadir` (its `postmaster.pid` names a live process): a pid file
+    a crash left behind does not count."""
+    try:
+        pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

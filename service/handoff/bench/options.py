@@ -57,6 +57,9 @@ class BenchOptions:
     """Workspaces of the stream the pure path times by input type (9, `handoff.bench.cpu`)."""
     cpu_rounds: int = 3
     """Each input type keeps its fastest of this many rounds."""
+    audit_workspaces: int = 20
+    """Workspaces of the log of (2) the per-workspace audit commands run on (10,
+    `handoff.bench.audit`)."""
     out: Path | None = None
 
 
@@ -76,6 +79,7 @@ QUICK = BenchOptions(
     routing_openings=5_000,
     cpu_workspaces=28,
     cpu_rounds=2,
+    audit_workspaces=3,
 )
 
 

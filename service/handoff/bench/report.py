@@ -4,6 +4,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from handoff.bench.audit import AuditResult, audit_section
 from handoff.bench.cpu import TIMER, TypeCost, pure_mix
 from handoff.bench.drain import Instances
 from handoff.bench.latency import LevelResult, Paced
@@ -53,6 +54,8 @@ class Results:
     routing: RoutingResult | None = None
     type_costs: list[TypeCost] = field(default_factory=list)
     restart: RestartResult | None = None
+    audit: AuditResult | None = None
+    """The audit commands on the log of (2) (10)."""
 
     @property
     def rate(self) -> float:
@@ -424,5 +427,6 @@ def build_report(r: Results) -> str:
         *[s for s in (_team_size(r),) if s.rows],
         *[s for s in (_routing(r), _cpu_section(r)) if s.rows],
         *([restart_section(r.restart)] if r.restart is not None else []),
+        *([audit_section(r.audit)] if r.audit is not None else []),
     ]
     return _with_routing_line(render(title, sections, r.ratio), r)

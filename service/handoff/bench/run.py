@@ -13,6 +13,8 @@ noisy machine; partitions and batch size are the environment's (`HANDOFF_PARTITI
    sustained rate, and its ratio to the pipe;
 4. `replay` folds that log (a rebuild) in one process and in one per core, then also
    re-decides it (an audit), the service stopped;
+10. the audit commands on that log (`handoff.bench.audit`): `replay --verify` of it all,
+    then `explain`, `state --at`, `simulate` and `log export` on a sample of its workspaces;
 3. a `handoff run` process takes over the same topics and database, and a paced producer
    sends fresh workspaces' traffic at fixed rates (100 and 1,000 inputs/s) and at shares of
    the sustained rate; the latency of each output is taken in this process
@@ -59,6 +61,7 @@ import asyncpg
 
 from handoff.app.logs import configure
 from handoff.app.settings import Settings
+from handoff.bench.audit import measure_audit
 from handoff.bench.cpu import TypeCost, measure_types, timed_pipe
 from handoff.bench.drain import drain_instances, in_process, pipe_process, processes
 from handoff.bench.latency import LevelResult, Paced, pace
@@ -198,6 +201,7 @@ async def _measure(
     for audit, count in ((False, 1), (False, workers), (True, workers)):
         results.replays.append(await time_replay(dsn, audit=audit, workers=count))
     _say("   " + ", ".join(f"{x.rate:,.0f}" for x in results.replays) + " events/s")
+    results.audit = await measure_audit(dsn, options.audit_workspaces, _say)
 
     results.levels = await _latency(
         options,
