@@ -10,11 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 
 from handoff.app.audit_http import AuditHttp
 from handoff.app.http import serve_http
 from handoff.app.metrics import Metrics
+from handoff.app.settings import Settings
 from tests.audit.logbook import write_log
 from tests.builders import T0, WS, assign_team, opened, presence, team, user, workflow
 
@@ -141,3 +143,76 @@ async def test_simulate_takes_the_workflow_as_the_body(audit_port: int) -> None:
     status, body = await _ask(audit_port, "GET", "/audit/state?at=2030-01-01T00:00Z", TOKEN)
     assert status == 400
     assert b"workspace" in body
+
+
+def _audit_workers() -> list[psutil.Process]:
+    """The spawned worker processes answering audits (children of this test process)."""
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if any("spawn_main" in part for part in p.cmdline())
+    ]
+
+
+async def test_a_dead_worker_costs_one_answer_and_close_stops_the_worker(logged: str) -> None:
+    audit = AuditHttp(TOKEN, lambda: logged)
+    server = await serve_http(0, Metrics(), _ready, audit)
+    port = server.sockets[0].getsockname()[1]
+    path = f"/audit/state?workspace={WS}&at=2030-01-01T00:00Z"
+    try:
+        assert (await _ask(port, "GET", path, TOKEN))[0] == 200
+        (worker,) = _audit_workers()
+        worker.kill()
+        worker.wait(10)
+
+        assert (await _ask(port, "GET", path, TOKEN))[0] == 500  # the one it was killed under
+        assert (await _ask(port, "GET", path, TOKEN))[0] == 200  # a new worker answers
+    finally:
+        server.close()
+        await server.wait_closed()
+        audit.close()
+    _gone, alive = psutil.wait_procs(_audit_workers(), timeout=10)
+    assert not alive
+
+
+async def test_no_answer_before_the_database_is_migrated(logged: str) -> None:
+    audit = AuditHttp(TOKEN, lambda: None)
+    server = await serve_http(0, Metrics(), _ready, audit)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        path = f"/audit/state?workspace={WS}&at=2030-01-01T00:00Z"
+        assert (await _ask(port, "GET", path, TOKEN))[0] == 503
+    finally:
+        server.close()
+        await server.wait_closed()
+        audit.close()
+
+
+async def test_requests_too_large_or_malformed_are_refused(audit_port: int) -> None:
+    since_after_until = (
+        f"/audit/simulate?workspace={WS}&since=2030-01-02T00:00Z&until=2030-01-01T00:00Z"
+    )
+    status, body = await _ask(audit_port, "POST", since_after_until, TOKEN, b"{}")
+    assert status == 400
+    assert b"since is after until" in body
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", audit_port)
+    writer.write(b"GET /healthz HTTP/1.1\r\n" + b"X-Filler: 1\r\n" * 200 + b"\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).split()[1] == b"400"
+    writer.close()
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", audit_port)
+    writer.write(b"POST /audit/simulate HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 10)).split()[1] == b"400"
+    writer.close()
+
+
+def test_an_empty_token_leaves_the_audit_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HANDOFF_AUDIT_TOKEN", "")
+    assert Settings().audit_token is None
+    monkeypatch.setenv("HANDOFF_AUDIT_TOKEN", "t0ken")
+    token = Settings().audit_token
+    assert token is not None
+    assert token.get_secret_value() == "t0ken"

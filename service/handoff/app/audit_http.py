@@ -19,6 +19,7 @@ import hmac
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,7 +89,9 @@ class AuditHttp:
                 status, body = await loop.run_in_executor(
                     self._pool(), answer_in_process, dsn, request.path, request.query, request.body
                 )
-            except Exception:
+            except Exception as err:
+                if isinstance(err, BrokenProcessPool):
+                    self._workers = None  # the worker died (killed, out of memory): a new one
                 log.exception("audit answer failed", path=request.path)
                 return "500 Internal Server Error", "text/plain", b"the audit failed; see the log\n"
         kind = "application/json" if status.startswith("200") else "text/plain"
@@ -101,8 +104,15 @@ class AuditHttp:
         return self._workers
 
     def close(self) -> None:
-        if self._workers is not None:
-            self._workers.shutdown(cancel_futures=True)
+        """Stop the worker without waiting for an answer in progress: a long simulation must
+        not hold the service's shutdown (nor its loop) past the orchestrator's grace."""
+        workers, self._workers = self._workers, None
+        if workers is None:
+            return
+        # `terminate_workers()` comes with Python 3.14; until then the pool's own processes.
+        for process in list(getattr(workers, "_processes", {}).values()):
+            process.terminate()
+        workers.shutdown(wait=False, cancel_futures=True)
 
 
 def answer_in_process(dsn: str, path: str, query: dict[str, str], body: bytes) -> tuple[str, bytes]:
@@ -129,6 +139,8 @@ async def _answer(dsn: str, path: str, query: dict[str, str], body: bytes) -> tu
             return "200 OK", state_json(state)
         case _:
             since, until = (_time(query[k]) if k in query else None for k in ("since", "until"))
+            if since is not None and until is not None and since > until:
+                raise _BadRequest("since is after until")
             try:
                 outcome = await simulate(dsn, workspace, _workflow(body, workspace), since, until)
             except EmptyLog as err:

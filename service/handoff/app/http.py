@@ -24,6 +24,10 @@ Readiness = Callable[[], Awaitable[dict[str, str]]]
 
 MAX_BODY = 1024 * 1024
 """Bytes a request body may hold (a workflow document to simulate)."""
+MAX_HEADERS = 100
+"""Header lines a request may send: a client sending more holds memory for nothing."""
+REQUEST_DEADLINE = 10.0
+"""Seconds a client has to send its whole request (a slow one holds a connection)."""
 
 
 async def serve_http(
@@ -31,7 +35,10 @@ async def serve_http(
 ) -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await _read_request(reader)
+            try:
+                request = await asyncio.wait_for(_read_request(reader), REQUEST_DEADLINE)
+            except ValueError:  # a line over the stream's limit (64 KiB)
+                request = None
             if request is None:
                 status, content_type, body = "400 Bad Request", "text/plain", b"bad request\n"
             elif request.path.startswith("/audit/"):
@@ -61,18 +68,22 @@ async def serve_http(
 async def _read_request(reader: asyncio.StreamReader) -> Request | None:
     """The request line, the headers this server reads, and a body of `Content-Length` bytes
     (at most `MAX_BODY`); None when it is not one."""
-    line = await asyncio.wait_for(reader.readline(), 5)
+    line = await reader.readline()
     parts = line.decode(errors="replace").split()
     if len(parts) < 2:
         return None
     headers: dict[str, str] = {}
-    while (header := await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+    lines = 0
+    while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        lines += 1
+        if lines > MAX_HEADERS:
+            return None
         name, _, value = header.decode(errors="replace").partition(":")
         headers[name.strip().lower()] = value.strip()
     length = headers.get("content-length", "0")
     if not length.isdigit() or int(length) > MAX_BODY:
         return None
-    body = await asyncio.wait_for(reader.readexactly(int(length)), 30) if int(length) else b""
+    body = await reader.readexactly(int(length)) if int(length) else b""
     url = urlsplit(parts[1])
     return Request(parts[0], url.path, dict(parse_qsl(url.query)), headers, body)
 

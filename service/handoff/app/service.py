@@ -36,7 +36,10 @@ async def serve(
         if settings.http_port:
             audit = None
             if settings.audit_token is not None:
-                audit = AuditHttp(settings.audit_token.get_secret_value(), lambda: started.dsn)
+                audit = AuditHttp(
+                    settings.audit_token.get_secret_value(),
+                    lambda: started.dsn if started.migrated else None,
+                )
                 stack.callback(audit.close)
             server = await serve_http(settings.http_port, metrics, started.readiness, audit)
             stack.push_async_callback(_close, server)

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -47,7 +47,14 @@ class Settings(BaseSettings):
     """`/healthz`, `/readyz` and `/metrics`; 0 turns the HTTP server off."""
     audit_token: SecretStr | None = None
     """Turns on the audit answers on the HTTP port (`/audit/...`), for requests sending it as a
-    bearer token; unset, they are off."""
+    bearer token; unset or empty (`HANDOFF_AUDIT_TOKEN=` in a compose file), they are off."""
+
+    @field_validator("audit_token")
+    @classmethod
+    def _empty_token_is_none(cls, token: SecretStr | None) -> SecretStr | None:
+        """An empty token would let an empty `Authorization: Bearer` in."""
+        return token if token is not None and token.get_secret_value() else None
+
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
