@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import orjson
 import yaml
 from pydantic import ValidationError
 
+from handoff import cli_audit
 from handoff.app.settings import Settings
 
 __all__ = ["main"]
@@ -140,13 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--workspace", metavar="W", required=True)
     export.add_argument("--since", metavar="TIME", type=parse_time, help="ISO 8601 with offset")
     export.add_argument("--until", metavar="TIME", type=parse_time, help="ISO 8601 with offset")
-    export.set_defaults(handler=_export)
+    export.set_defaults(handler=cli_audit.export)
 
     explain = sub.add_parser("explain", help="a contact's decision trail, from the event log")
     explain.add_argument("--workspace", metavar="W", required=True)
     explain.add_argument("--contact", metavar="C", required=True)
     explain.add_argument("--json", action="store_true", help="print the trail as JSON")
-    explain.set_defaults(handler=_explain)
+    explain.set_defaults(handler=cli_audit.explain)
 
     state = sub.add_parser("state", help="a workspace's projections as they stood at a time")
     state.add_argument("--workspace", metavar="W", required=True)
@@ -154,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         "--at", metavar="TIME", required=True, type=parse_time, help="ISO 8601 with offset"
     )
     state.add_argument("--json", action="store_true", help="print every table as JSON")
-    state.set_defaults(handler=_state)
+    state.set_defaults(handler=cli_audit.state)
     return parser
 
 
@@ -198,11 +199,17 @@ def _soak(settings: Settings, args: argparse.Namespace) -> int:
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.verify or args.workspace is not None:
-        return _verify(settings, args)
+        return cli_audit.verify(settings, args)
     from handoff.app.replay import replay
 
     async def main(dsn: str) -> int:
-        result = await replay(dsn, rebuild=args.rebuild, audit=args.audit, workers=args.workers)
+        result = await replay(
+            dsn,
+            rebuild=args.rebuild,
+            audit=args.audit,
+            workers=args.workers,
+            ssl=settings.database_sslmode,
+        )
         print(
             f"replayed {result.events} events ({result.inputs} inputs) of "
             f"{result.workspaces} workspace(s): "
@@ -213,64 +220,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  {line}")
         return 1 if result.mismatches else 0
 
-    return with_database(settings, main)
-
-
-def _verify(settings: Settings, args: argparse.Namespace) -> int:
-    """`replay --verify`: 0 when nothing differs, 1 on a difference, 2 on misuse."""
-    for misused, why in (
-        (not args.verify, "--workspace needs --verify"),
-        (args.rebuild, "--verify writes nothing: not with --rebuild"),
-        (not args.audit, "--verify re-decides every input: not with --no-audit"),
-    ):
-        if misused:
-            print(f"handoff replay: {why}", file=sys.stderr)
-            return 2
-    from handoff.audit.verify import report, verify_database
-
-    async def main(dsn: str) -> int:
-        result = await verify_database(dsn, args.workspace)
-        for line in report(result):
-            print(line)
-        if args.workspace is not None and not result.events and not result.differences:
-            print(f"handoff replay: workspace {args.workspace!r} has no log", file=sys.stderr)
-            return 2
-        return 1 if result.differences else 0
-
-    return with_database(settings, main)
-
-
-def with_database(settings: Settings, main: Callable[[str], Coroutine[Any, Any, int]]) -> int:
-    """Run `main` on the database's DSN: `HANDOFF_DATABASE_URL`, or the embedded one under
-    `HANDOFF_DATA_DIR`, started for the command (or joined, when the service runs there).
-    A database without handoff's log, or none to reach, is said in a line, exit 1."""
-    import asyncpg
-
-    def run(dsn: str) -> int:
-        try:
-            return asyncio.run(main(dsn))
-        except asyncpg.UndefinedTableError as err:
-            print(
-                f"handoff: no event log in that database ({err}): is HANDOFF_DATABASE_URL or"
-                " HANDOFF_DATA_DIR the service's?",
-                file=sys.stderr,
-            )
-        except BrokenPipeError:  # the reader went away (`| head`): nobody left to tell
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
-            print(f"handoff: cannot read the database: {err!r}", file=sys.stderr)
-        return 1
-
-    if settings.database_url:
-        return run(settings.database_url)
-    from handoff.adapters.embedded import EmbeddedPostgres
-
-    postgres = EmbeddedPostgres(settings.data_dir / "postgres", borrow=True)
-    try:
-        return run(postgres.start())
-    finally:
-        postgres.stop()
+    return cli_audit.with_database(settings, main)
 
 
 def _bootstrap(settings: Settings) -> str:
@@ -368,97 +318,8 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
-    """`simulate`: 0 with a report, 1 when the workspace has no log, 2 on misuse."""
-    workflow = _validate_document(args.workflow)
-    if workflow.workspace_id != args.workspace:
-        print(
-            f"handoff simulate: {args.workflow} is a workflow of workspace "
-            f"{workflow.workspace_id!r}, not {args.workspace!r}",
-            file=sys.stderr,
-        )
-        return 2
-    if args.since is not None and args.until is not None and args.since > args.until:
-        print("handoff simulate: --since is after --until", file=sys.stderr)
-        return 2
-    from handoff.audit.simulate import EmptyLog, as_json, simulate
-    from handoff.audit.simulate_chart import ChartUnavailable, can_draw, write_chart
-    from handoff.audit.simulate_text import report
-
-    if args.chart is not None:
-        try:
-            can_draw()
-        except ChartUnavailable as err:
-            print(f"handoff simulate: {err}", file=sys.stderr)
-            return 2
-
-    async def main(dsn: str) -> int:
-        try:
-            outcome = await simulate(dsn, args.workspace, workflow, args.since, args.until)
-        except EmptyLog as err:
-            print(f"handoff simulate: {err}", file=sys.stderr)
-            return 1
-        if args.json:
-            print(orjson.dumps(as_json(outcome), option=orjson.OPT_INDENT_2).decode())
-        else:
-            print(report(outcome))
-        if args.chart is not None:
-            write_chart(outcome, args.chart)
-        return 0
-
-    return with_database(settings, main)
-
-
-def _export(settings: Settings, args: argparse.Namespace) -> int:
-    from handoff.audit.export import export
-
-    async def main(dsn: str) -> int:
-        await export(dsn, args.workspace, sys.stdout, args.since, args.until)
-        return 0
-
-    return with_database(settings, main)
-
-
-def _explain(settings: Settings, args: argparse.Namespace) -> int:
-    """`explain`: 0 with the trail, 1 when the log never mentions the contact."""
-    from handoff.audit.explain import trail, trail_json
-    from handoff.audit.explain_text import render
-
-    async def main(dsn: str) -> int:
-        entries = await trail(dsn, args.workspace, args.contact)
-        if not entries:
-            print(
-                f"handoff explain: workspace {args.workspace!r} has no events of contact"
-                f" {args.contact!r}",
-                file=sys.stderr,
-            )
-            return 1
-        if args.json:
-            print(trail_json(args.workspace, args.contact, entries).decode())
-        else:
-            print(render(args.workspace, args.contact, entries))
-        return 0
-
-    return with_database(settings, main)
-
-
-def _state(settings: Settings, args: argparse.Namespace) -> int:
-    """`state --at`: 0 with the projections, 1 when nothing of the workspace was decided by
-    then."""
-    from handoff.audit.state import render, state_at, state_json
-
-    async def main(dsn: str) -> int:
-        state = await state_at(dsn, args.workspace, args.at)
-        if state is None:
-            print(
-                f"handoff state: workspace {args.workspace!r} has no events decided by"
-                f" {args.at.isoformat()}",
-                file=sys.stderr,
-            )
-            return 1
-        print(state_json(state).decode() if args.json else render(state))
-        return 0
-
-    return with_database(settings, main)
+    """The document read and checked as `workflow validate` does, then simulated."""
+    return cli_audit.simulate(settings, args, _validate_document(args.workflow))
 
 
 if __name__ == "__main__":

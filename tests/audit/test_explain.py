@@ -5,8 +5,8 @@ sequence, timers fired in event time) and runs the command as a user would, thro
 `handoff.cli.main` on `HANDOFF_DATABASE_URL`, reading its output and exit code.
 """
 
-import asyncio
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,13 @@ import orjson
 import pytest
 import yaml
 
-from handoff.cli import main
+from handoff.adapters.pg_log import Logged
+from handoff.audit import explain as explain_module
+from handoff.core import conditions
 from handoff.core.conditions import (
     All,
     AnyOf,
+    Condition,
     ConversationIs,
     Facts,
     Schedule,
@@ -26,6 +29,7 @@ from handoff.core.conditions import (
     holds,
 )
 from handoff.core.envelope import Envelope
+from tests.audit.commands import Command
 from tests.audit.logbook import write_log
 from tests.builders import (
     T0,
@@ -44,14 +48,7 @@ from tests.builders import (
 TEMPLATES = Path(__file__).resolve().parents[2] / "deploy" / "workflows"
 
 
-async def explain(
-    dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    """`handoff explain --workspace ws-1 ARGS`: (exit code, what it printed)."""
-    monkeypatch.setenv("HANDOFF_DATABASE_URL", dsn)
-    code = await asyncio.to_thread(main, ["explain", "--workspace", WS, *args])
-    out = capsys.readouterr()
-    return code, out.out + out.err
+explain = Command("explain", "--workspace", WS)
 
 
 def member_row(text: str, user_id: str) -> list[str]:
@@ -262,6 +259,26 @@ def test_evaluate_reports_every_leaf_and_agrees_with_holds() -> None:
     assert [(p.seen, p.held) for p in first.parts] == [(None, False), ("open", True)]
 
 
+def test_a_nested_condition_looks_at_each_leaf_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`all` and `any` take their verdict from their parts' (not from `holds` over the
+    subtree again): a leaf three levels down is looked at once, not once per level."""
+    status_open = ConversationIs(conversation="status", op="eq", value="open")
+    condition = All(all=[AnyOf(any=[All(all=[status_open])])])
+    looked: list[Condition] = []
+    seen = conditions._seen
+
+    def counted(leaf: Condition, facts: Facts) -> object:
+        looked.append(leaf)
+        return seen(leaf, facts)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conditions, "_seen", counted)
+
+    evaluated = evaluate(condition, Facts(at=T0, conversation_status="open"))
+
+    assert evaluated.held is True
+    assert looked == [status_open]
+
+
 def test_a_schedule_is_evaluated_at_the_event_time_in_its_timezone() -> None:
     window = {"timezone": "Asia/Tokyo", "days": ["mon"], "from": "09:00", "to": "17:00"}
     schedule = Schedule.model_validate({"schedule": window})
@@ -276,10 +293,10 @@ def test_a_schedule_is_evaluated_at_the_event_time_in_its_timezone() -> None:
 # --- a contact served from the queue ----------------------------------------------------------
 
 
-async def test_a_queued_contact_served_when_another_conversation_closes(
-    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    inputs = [
+def served_from_the_queue() -> list[Envelope]:
+    """ann (at most one open contact) has c-0; c-1 opens and waits for support; c-0
+    closes, and a decision of that input (another contact's) gives c-1 to ann."""
+    return [
         user("ann", max_open=1),
         presence("ann"),
         team("support", "ann"),
@@ -289,7 +306,12 @@ async def test_a_queued_contact_served_when_another_conversation_closes(
         opened("c-1"),
         closed("c-0"),
     ]
-    views = await write_log(fresh_database, inputs)
+
+
+async def test_a_queued_contact_served_when_another_conversation_closes(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    views = await write_log(fresh_database, served_from_the_queue())
     assert views[WS].assignees["c-1"] == "ann"
 
     code, text = await explain(fresh_database, monkeypatch, capsys, "--contact", "c-1")
@@ -304,6 +326,36 @@ async def test_a_queued_contact_served_when_another_conversation_closes(
     assert "asked: round_robin in team support, only online (from the queue)" in drained
     assert member_row(drained, "ann") == ["> ann", "online", "0", "1", "-", "yes"]
     assert "run.ended           completed" in drained
+
+
+async def test_the_log_is_read_up_to_the_contacts_last_row_and_no_further(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given c-1 served from the queue by a decision of c-0's close, then two conversations
+    more, when c-1 is explained, then the log is read from its start to c-1's last row (its
+    run's end, after the close) and no further, and the trail still ends with the close,
+    the assignment it made and the run's end."""
+    await write_log(fresh_database, [*served_from_the_queue(), opened("c-2"), opened("c-3")])
+    read: list[int] = []
+    read_log = explain_module.read_log
+
+    async def counted(*args: Any, **kwargs: Any) -> AsyncIterator[Logged]:
+        async for logged in read_log(*args, **kwargs):
+            read.append(logged.seq)
+            yield logged
+
+    monkeypatch.setattr(explain_module, "read_log", counted)
+
+    code, out = await explain(fresh_database, monkeypatch, capsys, "--contact", "c-1", "--json")
+
+    assert code == 0, out
+    entries = orjson.loads(out)["entries"]
+    assert [e["type"] for e in entries[-3:]] == [
+        "conversation.closed",
+        "contact.assigned",
+        "run.ended",
+    ]
+    assert read == list(range(1, entries[-1]["seq"] + 1))
 
 
 async def test_skills_relaxed_at_once_are_not_asked_of_the_candidates(

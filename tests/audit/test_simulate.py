@@ -6,7 +6,6 @@ command as a user would, through `handoff.cli.main` on `HANDOFF_DATABASE_URL`; t
 drives the pure part (`Simulation`) with log rows made in memory.
 """
 
-import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ import pytest
 from handoff.adapters.cloudevents import dump_event
 from handoff.adapters.pg_log import Logged
 from handoff.audit.simulate import Outcome, Simulation
-from handoff.cli import main
 from handoff.core.envelope import Envelope
 from handoff.core.inputs import WorkflowPublished
+from tests.audit.commands import Command
 from tests.audit.logbook import write_log
 from tests.builders import T0, WS, assign_team, opened, presence, team, user, workflow
 
@@ -49,14 +48,7 @@ def document(tmp_path: Path, *steps: dict[str, Any], id: str, ws: str = WS) -> s
     return str(path)
 
 
-async def simulate(
-    dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    """`handoff simulate --workspace ws-1 ARGS` on `dsn`: (exit code, what it printed)."""
-    monkeypatch.setenv("HANDOFF_DATABASE_URL", dsn)
-    code = await asyncio.to_thread(main, ["simulate", "--workspace", WS, *args])
-    out = capsys.readouterr()
-    return code, out.out + out.err
+simulate = Command("simulate", "--workspace", WS)
 
 
 async def simulate_json(
@@ -264,10 +256,9 @@ async def test_misuse_is_refused_before_the_log_is_read(
         "--until",
         "2026-01-01T00:00:00Z",
     )
-    empty = await asyncio.to_thread(
-        main, ["simulate", "--workspace", "nobody", "--workflow", nobodys]
+    empty, out_empty = await Command("simulate", "--workspace", "nobody")(
+        fresh_database, monkeypatch, capsys, "--workflow", nobodys
     )
-    out_empty = capsys.readouterr().err
 
     assert (other, backwards, empty) == (2, 2, 1)
     assert "workflow of workspace 'ws-2', not 'ws-1'" in out_other

@@ -4,27 +4,18 @@ A real log in PostgreSQL (`write_log`, each input decided at its own time), and 
 run as a user would, through `handoff.cli.main` on `HANDOFF_DATABASE_URL`.
 """
 
-import asyncio
 from datetime import timedelta
 
 import orjson
 import pytest
 
-from handoff.cli import main
 from handoff.core.envelope import Envelope
 from handoff_projections import TABLES
+from tests.audit.commands import Command
 from tests.audit.logbook import write_log
 from tests.builders import T0, WS, assign_team, opened, presence, team, user, workflow
 
-
-async def state(
-    dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    """`handoff state --workspace ws-1 ARGS`: (exit code, what it printed)."""
-    monkeypatch.setenv("HANDOFF_DATABASE_URL", dsn)
-    code = await asyncio.to_thread(main, ["state", "--workspace", WS, *args])
-    out = capsys.readouterr()
-    return code, out.out + out.err
+state = Command("state", "--workspace", WS)
 
 
 def two_openings() -> list[Envelope]:

@@ -6,7 +6,6 @@ fixture log decided by the version-1 core itself), then runs the command as a us
 through `handoff.cli.main` on `HANDOFF_DATABASE_URL`, and reads its output and exit code.
 """
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 
@@ -16,32 +15,27 @@ import pytest
 
 from handoff.adapters.cloudevents import load_event
 from handoff.adapters.pg_store import LOG_COLUMNS, migrate, projection_rows, replace_projections
-from handoff.cli import main
+from handoff.audit import verify as verify_module
+from handoff.audit.verify import report, verify_database
 from handoff.core.envelope import Envelope
 from handoff.core.rules import RULES, least_open_contacts
 from handoff.core.view import WorkspaceView
 from handoff_projections import evolve
+from tests.audit.commands import Command
 from tests.audit.logbook import write_log
 from tests.builders import assign_team, closed, opened, presence, team, user, workflow
 
 V1_LOG = Path(__file__).parents[1] / "fixtures" / "v1_log.jsonl"
 
 
-async def verify(
-    dsn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str]:
-    """`handoff replay --verify ARGS` on the database at `dsn`: (exit code, what it printed)."""
-    monkeypatch.setenv("HANDOFF_DATABASE_URL", dsn)
-    code = await asyncio.to_thread(main, ["replay", "--verify", *args])  # it runs its own loop
-    out = capsys.readouterr()
-    return code, out.out + out.err
+verify = Command("replay", "--verify")
 
 
-async def execute(dsn: str, sql: str, *params: object) -> str:
+async def execute(dsn: str, sql: str, *params: object) -> list[asyncpg.Record]:
+    """Run `sql` on the database at `dsn`: the rows it returns (`RETURNING`, `SELECT`)."""
     conn = await asyncpg.connect(dsn)
     try:
-        status: str = await conn.execute(sql, *params)
-        return status
+        return await conn.fetch(sql, *params)
     finally:
         await conn.close()
 
@@ -59,6 +53,23 @@ def routed(ws: str = "ws-1") -> list[Envelope]:
         closed("c3", ws=ws),
         opened("c4", ws=ws),
     ]
+
+
+CHANGE_BOB = (
+    "UPDATE projection_rows SET value = jsonb_set(value, '{max_open_contacts}', '7')"
+    " WHERE workspace_id = 'ws-1' AND tbl = 'users' AND key = 'bob' RETURNING key"
+)
+"""bob's live `users` row changed behind the folds' back."""
+ADD_ZED = (
+    "INSERT INTO projection_rows VALUES"
+    """ ('ws-1', 'users', 'zed', '{"name": null, "skills": [], "max_open_contacts": null}')"""
+)
+"""A live row of a user the log never mentions."""
+C4_INPUT = (
+    "(SELECT type || ' ' || event_id || ' (seq ' || seq || ')' FROM event_log"
+    " WHERE type = 'conversation.opened' AND body->'data'->>'contact_id' = 'c4')"
+)
+"""The input that opened c4, the last of `routed`, named as a report names it (SQL)."""
 
 
 async def test_a_log_and_projections_written_by_the_service_sequence_verify(
@@ -83,12 +94,8 @@ async def test_a_corrupted_projection_row_is_named_by_workspace_table_and_key(
     back, when verified, then the command exits 1 and names that row, with the value the
     log folds to and the live one."""
     await write_log(fresh_database, routed())
-    status = await execute(
-        fresh_database,
-        "UPDATE projection_rows SET value = jsonb_set(value, '{max_open_contacts}', '7')"
-        " WHERE workspace_id = 'ws-1' AND tbl = 'users' AND key = 'bob'",
-    )
-    assert status == "UPDATE 1"
+    changed = await execute(fresh_database, CHANGE_BOB)
+    assert [tuple(r) for r in changed] == [("bob",)]
 
     code, out = await verify(fresh_database, monkeypatch, capsys)
 
@@ -100,6 +107,128 @@ async def test_a_corrupted_projection_row_is_named_by_workspace_table_and_key(
     assert orjson.loads(actual)["max_open_contacts"] == 7
 
 
+async def test_a_live_row_the_log_does_not_fold_is_a_difference(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a verified log and a live `users` row of zed, whom the log never mentions,
+    when verified, then that row is the one difference: nothing folded, the live value."""
+    await write_log(fresh_database, routed())
+    await execute(fresh_database, ADD_ZED)
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert "1 difference(s)" in out
+    assert "first divergence, workspace ws-1: row (ws-1, users, zed)" in out
+    assert _sides(out) == ("(no row)", '{"name": null, "skills": [], "max_open_contacts": null}')
+
+
+async def test_a_live_version_the_log_does_not_reach_is_a_difference(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a verified log whose workspace's live version was moved on by 5 (projections
+    claiming events the log does not hold), when verified, then the version is the one
+    difference: the log's length against the live number."""
+    await write_log(fresh_database, routed())
+    ((logged, live),) = await execute(
+        fresh_database,
+        "UPDATE workspaces SET version = version + 5 WHERE workspace_id = 'ws-1'"
+        " RETURNING version - 5, version",
+    )
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert "1 difference(s)" in out
+    assert "first divergence, workspace ws-1: row (ws-1, workspaces, version)" in out
+    assert _sides(out) == (str(logged), str(live))
+
+
+async def test_a_logged_decision_the_core_does_not_make_is_a_difference(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a log with a second `comment.created` after c4's decisions (id extra-1), when
+    verified, then it is the first divergence, named with the input it follows: logged, and
+    not re-decided, as logged against nothing."""
+    await write_log(fresh_database, routed())
+    ((seq, c4),) = await execute(
+        fresh_database,
+        "INSERT INTO event_log (workspace_id, seq, source, event_id, type, is_input,"
+        " decided_at, body)"
+        " SELECT workspace_id, seq + 2, source, 'extra-1', type, false, decided_at,"
+        "   jsonb_set(body::jsonb, '{id}', '\"extra-1\"')::json"
+        " FROM event_log WHERE type = 'comment.created' AND body->'data'->>'contact_id' = 'c4'"
+        f" RETURNING seq, {C4_INPUT}",
+    )
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert (
+        f"first divergence, workspace ws-1: comment.created extra-1 (seq {seq})"
+        f" (of {c4}): logged, not re-decided"
+    ) in out
+    expected, actual = _sides(out)
+    assert orjson.loads(expected)["id"] == "extra-1"
+    assert actual == "(nothing re-decided)"
+
+
+async def test_a_decision_the_core_makes_and_the_log_lacks_is_a_difference(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given a log that lost its last row (c4's `run.ended`), when verified, then the first
+    divergence is that decision, named with its input: re-decided, not logged, nothing
+    against the decision made."""
+    await write_log(fresh_database, routed())
+    ((ended, c4),) = await execute(
+        fresh_database,
+        "DELETE FROM event_log WHERE seq = (SELECT max(seq) FROM event_log)"
+        f" RETURNING event_id, {C4_INPUT}",
+    )
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert (
+        f"first divergence, workspace ws-1: {c4}: re-decided run.ended {ended}, not logged"
+    ) in out
+    expected, actual = _sides(out)
+    assert expected == "(nothing logged)"
+    assert orjson.loads(actual)["id"] == ended
+
+
+async def test_rows_are_compared_a_chunk_of_keys_per_round_trip(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given bob's live row changed, c1's live assignee row deleted and a live row of zed
+    added, when verified 3 keys a round trip, then no query carries more than 3 rows, the
+    rows take many, and each of the three is a difference, every row counted once."""
+    views = await write_log(fresh_database, routed())
+    await execute(fresh_database, CHANGE_BOB)
+    await execute(fresh_database, ADD_ZED)
+    await execute(
+        fresh_database, "DELETE FROM projection_rows WHERE tbl = 'assignees' AND key = 'c1'"
+    )
+    monkeypatch.setattr(verify_module, "_ROWS_PER_TRIP", 3)
+    sent: list[int] = []
+    fetch = asyncpg.Connection.fetch
+
+    async def counted(self: asyncpg.Connection, query: str, *args: object) -> object:
+        sent.append(max((len(a) for a in args if isinstance(a, list)), default=0))
+        return await fetch(self, query, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", counted)
+
+    result = await verify_database(fresh_database)
+
+    folded = len(projection_rows(views["ws-1"]))
+    assert max(sent) == 3
+    assert len(sent) > folded // 3
+    assert result.differences == 3
+    assert result.rows == folded + 1 + 1  # zed's live row, and the workspace's version
+    assert report(result)[1] == "first divergence, workspace ws-1: row (ws-1, users, bob)"
+
+
 async def test_a_changed_routing_rule_is_caught_at_the_first_decision_it_changes(
     fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -107,14 +236,11 @@ async def test_a_changed_routing_rule_is_caught_at_the_first_decision_it_changes
     round robin walks as least open contacts does, then the first divergence is c4's
     logged `contact.assigned` (ann), which the changed rule gives to cid, and it exits 1."""
     await write_log(fresh_database, routed())
-    conn = await asyncpg.connect(fresh_database)
-    try:
-        c4 = await conn.fetchval(
-            "SELECT event_id FROM event_log WHERE type = 'contact.assigned'"
-            " AND body->'data'->>'contact_id' = 'c4'"
-        )
-    finally:
-        await conn.close()
+    ((c4,),) = await execute(
+        fresh_database,
+        "SELECT event_id FROM event_log WHERE type = 'contact.assigned'"
+        " AND body->'data'->>'contact_id' = 'c4'",
+    )
     monkeypatch.setitem(RULES, "round_robin", least_open_contacts)
 
     code, out = await verify(fresh_database, monkeypatch, capsys)

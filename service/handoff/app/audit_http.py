@@ -28,6 +28,7 @@ import structlog
 import yaml
 from pydantic import ValidationError
 
+from handoff.adapters.pg_log import SSLMode
 from handoff.audit.explain import trail, trail_json
 from handoff.audit.simulate import EmptyLog, as_json, simulate
 from handoff.audit.state import state_at, state_json
@@ -58,10 +59,14 @@ class _BadRequest(Exception):
 
 
 class AuditHttp:
-    def __init__(self, token: str, dsn: Callable[[], str | None]) -> None:
-        """`dsn`: the database's, once the service has one (None before: 503)."""
+    def __init__(
+        self, token: str, dsn: Callable[[], str | None], ssl: SSLMode | None = None
+    ) -> None:
+        """`dsn`: the database's, once the service has one (None before: 503); `ssl` as the
+        service connects (`HANDOFF_DATABASE_SSLMODE`)."""
         self._token = token.encode()
         self._dsn = dsn
+        self._ssl = ssl
         self._workers: ProcessPoolExecutor | None = None
         self._one_at_a_time = asyncio.Lock()
 
@@ -87,7 +92,13 @@ class AuditHttp:
             loop = asyncio.get_running_loop()
             try:
                 status, body = await loop.run_in_executor(
-                    self._pool(), answer_in_process, dsn, request.path, request.query, request.body
+                    self._pool(),
+                    answer_in_process,
+                    dsn,
+                    self._ssl,
+                    request.path,
+                    request.query,
+                    request.body,
                 )
             except Exception as err:
                 if isinstance(err, BrokenProcessPool):
@@ -115,25 +126,29 @@ class AuditHttp:
         workers.shutdown(wait=False, cancel_futures=True)
 
 
-def answer_in_process(dsn: str, path: str, query: dict[str, str], body: bytes) -> tuple[str, bytes]:
+def answer_in_process(
+    dsn: str, ssl: SSLMode | None, path: str, query: dict[str, str], body: bytes
+) -> tuple[str, bytes]:
     """In the worker: (status line, body) of one audit question."""
     try:
-        return asyncio.run(_answer(dsn, path, query, body))
+        return asyncio.run(_answer(dsn, ssl, path, query, body))
     except _BadRequest as err:
         return "400 Bad Request", f"{err}\n".encode()
 
 
-async def _answer(dsn: str, path: str, query: dict[str, str], body: bytes) -> tuple[str, bytes]:
+async def _answer(
+    dsn: str, ssl: SSLMode | None, path: str, query: dict[str, str], body: bytes
+) -> tuple[str, bytes]:
     workspace = _required(query, "workspace")
     match path:
         case "/audit/explain":
             contact = _required(query, "contact")
-            entries = await trail(dsn, workspace, contact)
+            entries = await trail(dsn, workspace, contact, ssl=ssl)
             if not entries:
                 return "404 Not Found", b"the log never mentions that contact\n"
             return "200 OK", trail_json(workspace, contact, entries)
         case "/audit/state":
-            state = await state_at(dsn, workspace, _time(_required(query, "at")))
+            state = await state_at(dsn, workspace, _time(_required(query, "at")), ssl=ssl)
             if state is None:
                 return "404 Not Found", b"nothing of that workspace was decided by then\n"
             return "200 OK", state_json(state)
@@ -142,7 +157,9 @@ async def _answer(dsn: str, path: str, query: dict[str, str], body: bytes) -> tu
             if since is not None and until is not None and since > until:
                 raise _BadRequest("since is after until")
             try:
-                outcome = await simulate(dsn, workspace, _workflow(body, workspace), since, until)
+                outcome = await simulate(
+                    dsn, workspace, _workflow(body, workspace), since, until, ssl=ssl
+                )
             except EmptyLog as err:
                 return "404 Not Found", f"{err}\n".encode()
             return "200 OK", orjson.dumps(as_json(outcome))

@@ -22,9 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-import asyncpg
-
-from handoff.adapters.pg_log import Span, read_log
+from handoff.adapters.pg_log import Span, SSLMode, connection, read_log
 from handoff.adapters.pg_store import (
     Connection,
     ProjectionRow,
@@ -110,19 +108,24 @@ async def _fold(conn: Connection, span: Span, rebuild: bool, audit: bool) -> _Fo
     return result
 
 
-def _fold_in_process(dsn: str, span: Span, rebuild: bool, audit: bool) -> _Folded:
+def _fold_in_process(
+    dsn: str, ssl: SSLMode | None, span: Span, rebuild: bool, audit: bool
+) -> _Folded:
     async def main() -> _Folded:
-        conn = await asyncpg.connect(dsn)
-        try:
+        async with connection(dsn, ssl) as conn:
             return await _fold(conn, span, rebuild, audit)
-        finally:
-            await conn.close()
 
     return asyncio.run(main())
 
 
 async def _fold_side_by_side(
-    conn: Connection, dsn: str, spans: list[Span], workers: int, rebuild: bool, audit: bool
+    conn: Connection,
+    dsn: str,
+    ssl: SSLMode | None,
+    spans: list[Span],
+    workers: int,
+    rebuild: bool,
+    audit: bool,
 ) -> list[_Folded]:
     """Here and in `workers - 1` processes, each taking the next range when it is done, so a
     process that started late (a spawned one imports handoff first) takes fewer."""
@@ -140,7 +143,7 @@ async def _fold_side_by_side(
         async def there() -> None:
             for i in pending:
                 folded[i] = await loop.run_in_executor(
-                    pool, _fold_in_process, dsn, spans[i], rebuild, audit
+                    pool, _fold_in_process, dsn, ssl, spans[i], rebuild, audit
                 )
 
         async with asyncio.TaskGroup() as group:  # one failing cancels the others
@@ -173,23 +176,27 @@ def cut(sizes: Sequence[tuple[str, int]], count: int) -> list[Span]:
     return list(zip(starts, [*starts[1:], None], strict=True))
 
 
-async def replay(dsn: str, rebuild: bool = False, audit: bool = True, workers: int = 1) -> Replay:
+async def replay(
+    dsn: str,
+    rebuild: bool = False,
+    audit: bool = True,
+    workers: int = 1,
+    *,
+    ssl: SSLMode | None = None,
+) -> Replay:
     """Fold the whole log of the database at `dsn`; with `audit`, re-decide every input and
     report what differs; with `rebuild`, replace the stored projections with the folded
     views. With `workers` above one, that many processes fold a range of the log each."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn, ssl) as conn:
         if workers <= 1:
             parts = [await _fold(conn, (None, None), rebuild, audit)]
         else:
             spans = await _ranges(conn, workers * _RANGES_PER_WORKER)
-            parts = await _fold_side_by_side(conn, dsn, spans, workers, rebuild, audit)
+            parts = await _fold_side_by_side(conn, dsn, ssl, spans, workers, rebuild, audit)
         if rebuild:
             await replace_projections(
                 conn, [r for p in parts for r in p.rows], [v for p in parts for v in p.versions]
             )
-    finally:
-        await conn.close()
     result = Replay()
     for part in parts:
         result.events += part.events

@@ -39,6 +39,7 @@ async def serve(
                 audit = AuditHttp(
                     settings.audit_token.get_secret_value(),
                     lambda: started.dsn if started.migrated else None,
+                    settings.database_sslmode,
                 )
                 stack.callback(audit.close)
             server = await serve_http(settings.http_port, metrics, started.readiness, audit)

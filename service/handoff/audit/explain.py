@@ -6,6 +6,12 @@ assignee changes in the inbox), the runs started for it and every step they took
 of those runs firing, and the outputs about it; an input that is not the contact's (a
 presence change that drained the queue) is kept when a decision of it is.
 
+The fold stops at the last row that concerns the contact: nothing after it is kept, and what
+is kept depends only on the log before it. That row is found first, in one query: the last
+whose data names the contact (an input of another contact that served it from the queue is
+followed by a decision naming it) or one of the runs started for it. A contact of a year-old
+workspace's first day costs a day's fold, not a year's.
+
 Two things the log does not say outright are worked out on the way, each from the view just
 before the decision it explains (the input folded, and its decisions up to that one):
 - a branch step entered: its conditions evaluated against the facts the decision saw
@@ -37,10 +43,9 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import asyncpg
 import orjson
 
-from handoff.adapters.pg_log import Logged, read_log
+from handoff.adapters.pg_log import Logged, SSLMode, connection, read_log
 from handoff.adapters.pg_store import Connection
 from handoff.core.conditions import All, AnyOf, Evaluated, evaluate
 from handoff.core.context import DecisionContext
@@ -113,20 +118,36 @@ class Entry:
     assignment: Assignment | None = None
 
 
-async def trail(dsn: str, workspace_id: str, contact_id: str) -> list[Entry]:
+async def trail(
+    dsn: str, workspace_id: str, contact_id: str, *, ssl: SSLMode | None = None
+) -> list[Entry]:
     """The contact's entries in log order (none: the log never mentions it)."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn, ssl) as conn:
         return await _trail(conn, workspace_id, ContactId(contact_id))
-    finally:
-        await conn.close()
+
+
+_LAST_MENTION = (
+    "SELECT seq FROM event_log WHERE workspace_id = $1"
+    " AND (body #>> '{data,contact_id}' = $2 OR body #>> '{data,run_id}' IN ("
+    "   SELECT body #>> '{data,run_id}' FROM event_log WHERE workspace_id = $1"
+    "   AND type = 'run.started' AND body #>> '{data,contact_id}' = $2))"
+    " ORDER BY seq DESC LIMIT 1"
+)
+"""The position of the last row `_Follow` can keep: one whose data names the contact or a
+run started for it (its `_concerns`, as the rows are logged). Read from the end, it stops at
+the first match; `#>>` parses a body (`json`: the text as logged) once where `->`, `->>`
+would parse it twice."""
 
 
 async def _trail(conn: Connection, workspace_id: str, contact_id: ContactId) -> list[Entry]:
     view = WorkspaceView(workspace_id=workspace_id)
     follow = _Follow(contact_id)
-    async for logged in read_log(conn, workspace_id=workspace_id):
-        follow.fold(view, logged)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        last = await conn.fetchval(_LAST_MENTION, workspace_id, contact_id)
+        if last is None:
+            return []
+        async for logged in read_log(conn, workspace_id=workspace_id, upto_seq=last):
+            follow.fold(view, logged)
     return follow.entries
 
 

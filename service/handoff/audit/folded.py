@@ -1,4 +1,5 @@
-"""A workspace's view as the log stood at a moment: its events folded, nothing decided."""
+"""A workspace's log as the audit commands read it: folded up to a moment, nothing decided;
+or, when there is none, said so (`EmptyLog`) rather than answered as an empty workspace."""
 
 from datetime import datetime
 
@@ -7,7 +8,14 @@ from handoff.adapters.pg_store import Connection
 from handoff.core.view import WorkspaceView
 from handoff_projections import evolve
 
-__all__ = ["view_at"]
+__all__ = ["EmptyLog", "view_at"]
+
+
+class EmptyLog(Exception):
+    """The workspace has no events in the log: there is nothing to re-decide or export."""
+
+    def __init__(self, workspace_id: str) -> None:
+        super().__init__(f"workspace {workspace_id!r} has no events in the log")
 
 
 async def view_at(

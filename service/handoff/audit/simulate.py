@@ -36,15 +36,13 @@ The figures, taken alike from both sides (`Tally`):
   it happened), so the two spreads compare.
 """
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
-from handoff.adapters.pg_log import Logged, read_log
+from handoff.adapters.pg_log import Logged, SSLMode, connection, read_log
+from handoff.audit.folded import EmptyLog
 from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.event_time import DueTimers
 from handoff.core.events import AssignmentFailed, AssignmentQueued, ContactAssigned
@@ -53,6 +51,7 @@ from handoff.core.inputs import WorkflowPublished, WorkflowUnpublished, publicat
 from handoff.core.timers import TimerElapsed
 from handoff.core.view import WorkspaceView
 from handoff.core.workflow import Workflow
+from handoff.stats import quantile
 from handoff_projections import Changed, evolve
 from handoff_projections.apply import apply
 
@@ -65,7 +64,6 @@ __all__ = [
     "Outcome",
     "Simulation",
     "as_json",
-    "quantile",
     "simulate",
 ]
 
@@ -78,10 +76,6 @@ CANNOT_KNOW = (
     "change stay as recorded, even where the simulated routing would have given the contact "
     "to someone else, who might have answered sooner, later or not at all."
 )
-
-
-class EmptyLog(Exception):
-    """The workspace has no events in the log: there is nothing to re-decide."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +276,7 @@ class Simulation:
     def finish(self) -> Outcome:
         """The outcome, once the simulation's timers due by `until` have fired."""
         if self._since is None:
-            raise EmptyLog(f"workspace {self._recorded.workspace_id!r} has no events in the log")
+            raise EmptyLog(self._recorded.workspace_id)
         window = self._window or self._begin(self._since)
         until = self._until or window.last_at or self._since
         self._fire(window, until)
@@ -360,25 +354,16 @@ async def simulate(
     workflow: Workflow,
     since: datetime | None = None,
     until: datetime | None = None,
+    *,
+    ssl: SSLMode | None = None,
 ) -> Outcome:
     """The simulation over `workspace_id`'s log in the database at `dsn`, read in one
     snapshot; raises `EmptyLog` when the workspace has none."""
     simulation = Simulation(workspace_id, workflow, since, until)
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn, ssl) as conn:
         async for logged in read_log(conn, workspace_id=workspace_id, until=until):
             simulation.feed(logged)
-    finally:
-        await conn.close()
     return simulation.finish()
-
-
-def quantile(ordered: list[float], q: float) -> float | None:
-    """Nearest-rank quantile of ascending values: a wait that occurred (None for none).
-    (`handoff.bench.stats.percentile` is the same rule; the audit may not import the bench.)"""
-    if not ordered:
-        return None
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def as_json(outcome: Outcome) -> dict[str, Any]:

@@ -5,7 +5,8 @@ whose assignee would differ (the first `limit` of them, with the count) and, alw
 simulation over recorded behaviour cannot know.
 """
 
-from handoff.audit.simulate import CANNOT_KNOW, Figures, Outcome, quantile
+from handoff.audit.simulate import CANNOT_KNOW, Figures, Outcome
+from handoff.stats import quantile
 
 __all__ = ["report"]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 import orjson
 
+from handoff.adapters.pg_log import SSLMode, connection
 from handoff.adapters.pg_store import Connection, projection_rows
 from handoff.audit.explain_text import aligned, clock
 from handoff.audit.folded import view_at
@@ -37,13 +37,12 @@ class State:
     decided_at: datetime
 
 
-async def state_at(dsn: str, workspace_id: str, at: datetime) -> State | None:
+async def state_at(
+    dsn: str, workspace_id: str, at: datetime, *, ssl: SSLMode | None = None
+) -> State | None:
     """The workspace as of `at` (None: nothing of it was decided by then)."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn, ssl) as conn:
         return await _state_at(conn, workspace_id, at)
-    finally:
-        await conn.close()
 
 
 async def _state_at(conn: Connection, workspace_id: str, at: datetime) -> State | None:

@@ -5,7 +5,8 @@ each logged input (a timer's firing is one) is decided again with the current co
 clock reading it was logged with, and the outputs are compared with the logged decisions
 that follow it, in order: one logged and not re-decided, one re-decided and not logged, or
 one that differs (`handoff.audit.versions`, as the core version that logged it made it) is a
-divergence. Then the folded view's rows are compared with the live ones, row by row.
+divergence. Then the folded view's rows are compared with the live ones, row by row, a
+chunk of keys per round trip (`_compare_rows`).
 
 A workspace's log and its live rows are read in one repeatable-read snapshot: the service
 writes a step's log rows, projection rows and workspace version in one transaction, so what
@@ -28,12 +29,11 @@ ranges of workspaces in several processes would divide the time by the cores it 
 """
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from handoff.adapters.cloudevents import dump_event
-from handoff.adapters.pg_log import Logged, read_log
+from handoff.adapters.pg_log import Logged, SSLMode, connection, read_log
 from handoff.adapters.pg_store import Connection, projection_rows
 from handoff.audit.versions import Difference, difference, version_of
 from handoff.core.decide import decide
@@ -97,14 +97,13 @@ async def workspaces(conn: Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def verify_database(dsn: str, workspace_id: str | None = None) -> Verified:
+async def verify_database(
+    dsn: str, workspace_id: str | None = None, *, ssl: SSLMode | None = None
+) -> Verified:
     """Verify the log and projections of the database at `dsn`: every workspace, or one."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn, ssl) as conn:
         ids = [workspace_id] if workspace_id is not None else await workspaces(conn)
         return await verify(conn, ids)
-    finally:
-        await conn.close()
 
 
 async def verify(conn: Connection, workspace_ids: list[str]) -> Verified:
@@ -114,6 +113,7 @@ async def verify(conn: Connection, workspace_ids: list[str]) -> Verified:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             view = await _redecide(conn, workspace_id, result)
             await _compare_rows(conn, view, result)
+            await _compare_version(conn, view, result)
         result.workspaces += 1
     return result
 
@@ -181,24 +181,54 @@ def _name(logged: Logged | None) -> str:
     return f"{logged.event.type} {logged.event.id} (seq {logged.seq})"
 
 
+_ROWS_PER_TRIP = 5000
+"""Projection rows compared per round trip. A workspace's rows never travel in one query:
+closed conversations' rows stay, so a year of one workspace is hundreds of MB, and a query's
+parameters stop at 1 GB."""
+
+
 async def _compare_rows(conn: Connection, view: WorkspaceView, result: Verified) -> None:
-    """The folded view's rows against the live ones, as `jsonb`, and the workspace's version."""
+    """The folded view's rows against the live ones.
+
+    The live keys are read in their index's order, a chunk at a time, each chunk compared
+    with the folded rows of the same keys (None where the log folds no such row); the folded
+    rows no live key matched follow, in chunks too. Matching by key, not by a merge of two
+    sorted lists, leaves the order to the database's collation, whatever it is."""
     workspace_id = view.workspace_id
-    folded = projection_rows(view)
-    differing = await conn.fetch(
-        "SELECT coalesce(f.tbl, p.tbl) AS tbl, coalesce(f.key, p.key) AS key,"
-        "   f.value::jsonb::text AS folded, p.value::text AS live"
-        " FROM unnest($2::text[], $3::text[], $4::text[]) AS f(tbl, key, value)"
-        " FULL JOIN (SELECT tbl, key, value FROM projection_rows WHERE workspace_id = $1) p"
-        "   ON p.tbl = f.tbl AND p.key = f.key"
-        " WHERE f.value::jsonb IS DISTINCT FROM p.value"
-        " ORDER BY 1, 2",
+    unmatched = {(table, key): row for _, table, key, row in projection_rows(view)}
+    live_keys = await conn.cursor(
+        "SELECT tbl, key FROM projection_rows WHERE workspace_id = $1 ORDER BY tbl, key",
         workspace_id,
-        [r[1] for r in folded],
-        [r[2] for r in folded],
-        [r[3] for r in folded],
     )
-    result.rows += len(folded) + sum(r["folded"] is None for r in differing)
+    while live := await live_keys.fetch(_ROWS_PER_TRIP):
+        chunk = [(table, key, unmatched.pop((table, key), None)) for table, key in live]
+        await _compare_chunk(conn, workspace_id, chunk, result)
+    missing = sorted((table, key, row) for (table, key), row in unmatched.items())
+    for start in range(0, len(missing), _ROWS_PER_TRIP):
+        await _compare_chunk(conn, workspace_id, missing[start : start + _ROWS_PER_TRIP], result)
+
+
+async def _compare_chunk(
+    conn: Connection,
+    workspace_id: str,
+    chunk: Sequence[tuple[str, str, str | None]],
+    result: Verified,
+) -> None:
+    """These (table, key, folded row) against the live rows of the same keys, as `jsonb`
+    (module docstring), in the chunk's order."""
+    differing = await conn.fetch(
+        "SELECT f.tbl, f.key, f.value::jsonb::text AS folded, p.value::text AS live"
+        " FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS f(tbl, key, value, n)"
+        " LEFT JOIN projection_rows p"
+        "   ON p.workspace_id = $1 AND p.tbl = f.tbl AND p.key = f.key"
+        " WHERE f.value::jsonb IS DISTINCT FROM p.value"
+        " ORDER BY f.n",
+        workspace_id,
+        [c[0] for c in chunk],
+        [c[1] for c in chunk],
+        [c[2] for c in chunk],
+    )
+    result.rows += len(chunk)
     for r in differing:
         result.differs(
             Divergence(
@@ -208,6 +238,11 @@ async def _compare_rows(conn: Connection, view: WorkspaceView, result: Verified)
                 r["live"] or "(no row)",
             )
         )
+
+
+async def _compare_version(conn: Connection, view: WorkspaceView, result: Verified) -> None:
+    """The workspace's version (how many events its projections fold) against the live one."""
+    workspace_id = view.workspace_id
     live = await conn.fetchval(
         "SELECT version FROM workspaces WHERE workspace_id = $1", workspace_id
     )

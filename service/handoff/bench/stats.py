@@ -1,8 +1,9 @@
 """Small numeric helpers of the benchmark: percentiles and a latency summary."""
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from handoff.stats import quantile
 
 __all__ = ["LatencySummary", "percentile", "summarize_latencies"]
 
@@ -16,9 +17,9 @@ def percentile(values: Sequence[float], q: float) -> float:
         raise ValueError("percentile of no values")
     if not 0 <= q <= 100:
         raise ValueError(f"percentile must be within 0-100, not {q}")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
+    value = quantile(sorted(values), q / 100)
+    assert value is not None  # values are not empty
+    return value
 
 
 @dataclass(frozen=True, slots=True)

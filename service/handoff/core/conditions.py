@@ -220,7 +220,8 @@ class Evaluated:
 
     condition: Condition
     held: bool
-    """As `holds` has it, the one rule the branch step goes by."""
+    """As `holds` has it, the one rule the branch step goes by: a leaf by the same test,
+    `all` and `any` from their parts' `held`."""
     seen: Any = None
     """A leaf's value as compared: a time since is a timedelta, a schedule the event time
     in its timezone, a tag whether the contact has it; None: no value."""
@@ -232,7 +233,8 @@ def evaluate(condition: Condition, facts: Facts) -> Evaluated:
     if isinstance(condition, All | AnyOf):
         parts = condition.all if isinstance(condition, All) else condition.any
         evaluated = tuple(evaluate(p, facts) for p in parts)
-        return Evaluated(condition, holds(condition, facts), parts=evaluated)
+        held = (all if isinstance(condition, All) else any)(e.held for e in evaluated)
+        return Evaluated(condition, held, parts=evaluated)
     seen = _seen(condition, facts)
     return Evaluated(condition, _test(condition, seen), seen)
 

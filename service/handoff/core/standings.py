@@ -13,12 +13,9 @@ from datetime import datetime
 from handoff.core.context import DecisionContext
 from handoff.core.ids import TeamId, UserId
 from handoff.core.rules.eligibility import Need, candidate
+from handoff.core.steps.assign_to import DEDICATED
 
-__all__ = ["DEDICATED", "MemberStanding", "of_team", "of_user"]
-
-DEDICATED = Need(only_online=False, max_open_contacts=None)
-"""What an `assign_to: {user_id}` step asks of its user: nothing (`assign_to._assign_user`
-gives them the contact whatever their presence or load)."""
+__all__ = ["MemberStanding", "of_team", "of_user"]
 
 
 @dataclass(frozen=True, slots=True)

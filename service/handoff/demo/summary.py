@@ -18,7 +18,6 @@ Three choices worth knowing when reading the numbers:
   conversation is still open.
 """
 
-import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from handoff.demo.traffic import DAY, CloudEvent
+from handoff.stats import quantile
 
 __all__ = [
     "AgentRow",
@@ -351,13 +351,13 @@ def summarize(
                 assigned=len(waits),
                 never_assigned=count - len(waits),
                 wait_median=statistics.median(waits) if waits else None,
-                wait_p90=_quantile(waits, 0.9),
+                wait_p90=quantile(waits, 0.9),
                 reassignments=sum(n for (w, _), n in took_over.items() if w == ws),
                 queued=dict(queued[ws]),
                 failed=dict(failed[ws]),
                 waiting_at_end=waiting[ws][-1][1] if waiting[ws] else 0,
-                decided_p50_ms=_quantile(sorted(latency[ws]), 0.5),
-                decided_p90_ms=_quantile(sorted(latency[ws]), 0.9),
+                decided_p50_ms=quantile(sorted(latency[ws]), 0.5),
+                decided_p90_ms=quantile(sorted(latency[ws]), 0.9),
             )
         )
     return Summary(
@@ -409,13 +409,6 @@ def _nobody_online(
     if since is not None:
         spans.append((since, DAY))
     return tuple(spans)
-
-
-def _quantile(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank quantile of sorted values (None for none)."""
-    if not ordered:
-        return None
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def _duration(seconds: float | None) -> str:

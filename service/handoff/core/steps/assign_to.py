@@ -37,7 +37,12 @@ from handoff.core.steps.wait import sleep
 from handoff.core.view import WORKSPACE_CURSOR, QueueEntry
 from handoff.core.workflow import AssignTo, ContactFieldSkill
 
-__all__ = ["Request", "decide", "fail", "relax", "serve", "time_out", "try_assign"]
+__all__ = ["DEDICATED", "Request", "decide", "fail", "relax", "serve", "time_out", "try_assign"]
+
+DEDICATED = Need(only_online=False, max_open_contacts=None)
+"""What an `assign_to: {user_id}` step asks of its user: nothing. A dedicated agent gets the
+contact whatever their presence or load (`_assign_user`); `handoff explain` shows them
+against the same need (`handoff.core.standings`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +300,7 @@ def _assign_user(user_id: UserId, run: RunRef, ctx: DecisionContext, ref: Workfl
         return
     # A dedicated agent gets the contact whatever their presence or load; the explanation
     # still shows both, so the choice is visible.
-    chosen = candidate(ctx, user_id, Need(only_online=False, max_open_contacts=None))
+    chosen = candidate(ctx, user_id, DEDICATED)
     ctx.emit(
         ContactAssigned,
         ContactAssignedData(
