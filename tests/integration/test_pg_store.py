@@ -38,6 +38,7 @@ async def pool(fresh_database: str) -> AsyncIterator[asyncpg.Pool]:
             "0003_event_log_json.sql",
             "0004_position_fencing.sql",
             "0005_projection_format.sql",
+            "0006_core_version.sql",
         ]
         assert await migrate(p) == []  # applied once
         yield p
