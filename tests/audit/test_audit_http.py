@@ -147,11 +147,14 @@ async def test_simulate_takes_the_workflow_as_the_body(audit_port: int) -> None:
 
 def _audit_workers() -> list[psutil.Process]:
     """The spawned worker processes answering audits (children of this test process)."""
-    return [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if any("spawn_main" in part for part in p.cmdline())
-    ]
+    workers: list[psutil.Process] = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if any("spawn_main" in part for part in p.cmdline()):
+                workers.append(p)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue  # gone already, or a dead child not yet reaped: no worker
+    return workers
 
 
 async def test_a_dead_worker_costs_one_answer_and_close_stops_the_worker(logged: str) -> None:
