@@ -34,20 +34,7 @@ TABLES = ("queue",)
 def evolve(view: WorkspaceView, event: Envelope) -> Iterator[tuple[str, str]]:
     match event:
         case AssignmentQueued(data=d) if d.workflow is not None:
-            view.queue[d.workflow.run_id] = QueueEntry(
-                position=view.version,
-                contact_id=d.contact_id,
-                conversation_id=d.conversation_id,
-                team_id=d.team_id,
-                strategy=d.strategy,
-                only_online=d.only_online,
-                max_open_contacts=d.max_open_contacts,
-                workflow=d.workflow,
-                queued_at=event.time,
-                priority=d.priority,
-                skills=tuple(d.skills),
-                prefer=d.prefer,
-            )
+            view.queue[d.workflow.run_id] = QueueEntry.of_queued(event, d.workflow, view.version)
             yield "queue", d.workflow.run_id
         case SkillsRelaxed(data=d) if entry := view.queue.get(d.run_id):
             view.queue[d.run_id] = replace(entry, relaxed=True)

@@ -26,6 +26,7 @@ from tests.audit.logbook import write_log
 from tests.builders import assign_team, closed, opened, presence, team, user, workflow
 
 V1_LOG = Path(__file__).parents[1] / "fixtures" / "v1_log.jsonl"
+V2_LOG = Path(__file__).parents[1] / "fixtures" / "v2_log.jsonl"
 
 
 verify = Command("replay", "--verify")
@@ -84,7 +85,7 @@ async def test_a_log_and_projections_written_by_the_service_sequence_verify(
     assert code == 0, out
     assert "verified 1 workspace(s)" in out
     assert "no differences" in out
-    assert "decisions compared (v2: " in out
+    assert "decisions compared (v3: " in out
 
 
 async def test_a_corrupted_projection_row_is_named_by_workspace_table_and_key(
@@ -260,7 +261,7 @@ async def test_a_log_written_by_the_version_1_core_verifies_as_version_1_made_it
     verified, then its decisions count as version 1 and nothing differs; and when the same
     rows claim version 2, their explanations differ, so the fixture does exercise the rule."""
     rows = [orjson.loads(line) for line in V1_LOG.read_text().splitlines()]
-    await _load_v1_log(fresh_database, rows)
+    await _load_log(fresh_database, rows)
     decisions = sum(not r["is_input"] for r in rows)
 
     code, out = await verify(fresh_database, monkeypatch, capsys)
@@ -275,6 +276,32 @@ async def test_a_log_written_by_the_version_1_core_verifies_as_version_1_made_it
     assert code == 1, out
     assert f"(v2: {decisions})" in out
     assert "differs at data.explanation" in out
+
+
+async def test_a_log_written_by_the_version_2_core_re_decides_as_version_2_decided(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given the fixture log decided by the version-2 core, where c1, queued by one workflow,
+    stays queued though another moved it away and freed bob, when verified, then nothing
+    differs; and when the same rows claim version 3, the assignment of c1 to bob that
+    version 3 makes in that decision is re-decided and not logged."""
+    rows = [orjson.loads(line) for line in V2_LOG.read_text().splitlines()]
+    await _load_log(fresh_database, rows)
+    decisions = sum(not r["is_input"] for r in rows)
+
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 0, out
+    assert f"{decisions} decisions compared (v2: {decisions})" in out
+    assert "no differences" in out
+
+    await execute(fresh_database, "UPDATE event_log SET core_version = 3")
+    code, out = await verify(fresh_database, monkeypatch, capsys)
+
+    assert code == 1, out
+    assert "re-decided contact.assigned" in out, out
+    assert "not logged" in out, out
+    assert '"assignee_id":"bob"' in _sides(out)[1]
 
 
 @pytest.mark.parametrize(
@@ -305,7 +332,7 @@ async def test_a_version_1_explanation_is_compared_on_what_both_versions_state(
         (bob,) = (c for c in explanation["candidates"] if c["user_id"] == "bob")
         bob["open_contacts"] = 3
     c2["body"] = orjson.dumps(body).decode()
-    await _load_v1_log(fresh_database, rows)
+    await _load_log(fresh_database, rows)
 
     code, out = await verify(fresh_database, monkeypatch, capsys)
 
@@ -355,9 +382,10 @@ def _sides(out: str) -> tuple[str, str]:
     return expected.removeprefix("  expected: "), actual.removeprefix("  actual:   ")
 
 
-async def _load_v1_log(dsn: str, rows: list[dict[str, object]]) -> None:
-    """The fixture's rows as `event_log` holds them (no `core_version`: NULL), and the
-    projections today's folds make of them, as stored after a `replay --rebuild`."""
+async def _load_log(dsn: str, rows: list[dict[str, object]]) -> None:
+    """A fixture's rows as `event_log` holds them (`core_version` as the row has it; the v1
+    fixture's have none: NULL), and the projections today's folds make of them, as stored
+    after a `replay --rebuild`."""
     view = WorkspaceView(workspace_id=str(rows[0]["workspace_id"]))
     records = []
     for r in rows:
@@ -375,6 +403,7 @@ async def _load_v1_log(dsn: str, rows: list[dict[str, object]]) -> None:
             "causation_id": getattr(event, "causationid", None),
             "decided_at": datetime.fromisoformat(str(r["decided_at"])),
             "body": body,
+            "core_version": r.get("core_version"),
         }
         records.append(tuple(columns.get(c) for c in LOG_COLUMNS))
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)

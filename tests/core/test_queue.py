@@ -1,6 +1,8 @@
 """The queue: nobody eligible -> queued; served oldest first when someone becomes eligible."""
 
+from handoff.core.decide import decide
 from tests.builders import (
+    T0,
     assign_team,
     assignee_changed,
     closed,
@@ -10,7 +12,7 @@ from tests.builders import (
     user,
     workflow,
 )
-from tests.scenario import scenario
+from tests.scenario import history, scenario
 
 SUPPORT = [user("ann"), user("bob"), team("support", "ann", "bob")]
 
@@ -116,7 +118,7 @@ def test_a_removed_team_fails_its_queued_contacts() -> None:
 
 
 def test_workspaces_do_not_see_each_other() -> None:
-    from tests.scenario import apply, history
+    from tests.scenario import apply
 
     a = history(
         [
@@ -141,3 +143,44 @@ def test_workspaces_do_not_see_each_other() -> None:
     assert [
         d.type for d in apply(a, opened("c1", ws="a")) if d.type.startswith(("contact", "assign"))
     ] == ["contact.assigned"]
+
+
+TWO_WORKFLOWS_ONE_LIMITED = [
+    *SUPPORT,
+    workflow(assign_team("support"), id="wa"),
+    workflow(assign_team("support"), id="wb"),
+    opened("c1"),  # wa gives c1 to ann, wb moves it to bob
+    opened("c2"),  # ann, then bob
+    assignee_changed("c2", "ann"),
+    workflow(assign_team("support", max_open_contacts=1), id="wa"),
+]
+"""Both agents hold one contact when wa is republished with a limit of one."""
+
+
+def test_a_contact_queued_by_an_input_is_served_when_the_same_input_frees_someone() -> None:
+    # c1 comes back: wa finds both at its limit and queues c1; then wb moves c1 from bob to
+    # ann, and bob, free now, is who c1 waits for
+    outcome = scenario(given=TWO_WORKFLOWS_ONE_LIMITED, when=opened("c1"))
+    assert outcome.routed == [
+        ("assignment.queued", "c1", "queued"),
+        ("contact.assigned", "c1", "ann"),
+        ("contact.assigned", "c1", "bob"),
+    ]
+    assert outcome.view.queue == {}
+    assert outcome.view.timers == {}
+
+
+def test_core_version_2_left_that_contact_waiting() -> None:
+    """A log version 2 wrote re-decides as it was decided (`handoff.core.version`)."""
+    view = history(TWO_WORKFLOWS_ONE_LIMITED)
+    decisions = decide(view, opened("c1"), T0, core_version=2)
+    assert [(d.type, getattr(d.data, "assignee_id", None)) for d in decisions] == [
+        ("run.started", None),
+        ("run.step_entered", None),
+        ("assignment.queued", None),
+        ("run.waiting", None),
+        ("run.started", None),
+        ("run.step_entered", None),
+        ("contact.assigned", "ann"),
+        ("run.ended", None),
+    ]

@@ -29,7 +29,7 @@ from handoff.adapters.pg_store import (
     projection_rows,
     replace_projections,
 )
-from handoff.audit.versions import difference
+from handoff.audit.versions import difference, version_of
 from handoff.core.decide import decide
 from handoff.core.envelope import OutputEnvelope
 from handoff.core.view import WorkspaceView
@@ -92,7 +92,9 @@ async def _fold(conn: Connection, span: Span, rebuild: bool, audit: bool) -> _Fo
             settle()
             result.inputs += 1
             where = f"{workspace_id} input {event.id}"
-            expected = decide(view, event, logged.decided_at, keep_index=True)
+            expected = decide(
+                view, event, logged.decided_at, keep_index=True, core_version=version_of(logged)
+            )
             expected.reverse()
         elif not expected:
             result.mismatches.append(f"{where}: logged {event.type} {event.id} not re-decided")

@@ -147,7 +147,13 @@ async def _redecide(conn: Connection, workspace_id: str, result: Verified) -> Wo
             cause = logged
             result.inputs += 1
             result.timers += isinstance(logged.event, TimerElapsed)
-            pending = decide(view, logged.event, logged.decided_at, keep_index=True)
+            pending = decide(
+                view,
+                logged.event,
+                logged.decided_at,
+                keep_index=True,
+                core_version=version_of(logged),
+            )
             pending.reverse()
             continue
         result.decisions[version_of(logged)] += 1

@@ -3,12 +3,14 @@ version of the core that logged it made it (`handoff.core.version`).
 
 The log records which core decided each event (`event_log.core_version`); rows logged before
 it did hold NULL, and `version_of` tells their version from their shape. A replay re-decides
-every input with the current core, whose decisions are version 2's; a decision logged by
-version 1 states less and words some of it differently, so it is compared on what both
+every input with the current core, told which version decided it where the versions chose
+differently (`decide(..., core_version=)`: version 3 serves a run queued by the same input
+that version 2 left waiting); what the events state is the current core's. A decision logged
+by version 1 states less and words some of it differently, so it is compared on what both
 versions state, and a log written before an upgrade still verifies.
 
-Version 2 (routing v1.1, issue 14): exact. The event as `dump_event` gives it, its id and its
-data, explanation included.
+Versions 2 and 3 (routing v1.1, issue 14, and after): exact. The event as `dump_event` gives
+it, its id and its data, explanation included.
 
 Version 1 (contract v1): exact but for the explanation, after an upcast. The logged event is
 parsed into today's models (`load_event`), which gives the fields version 1 lacked their
@@ -151,6 +153,7 @@ def _explanations_1(
 _RULES: dict[int, Callable[[Logged, bytes], Difference | None]] = {
     1: _as_version_1,
     2: _exactly,
+    3: _exactly,
 }
 assert CORE_VERSION in _RULES, "a new core version needs its comparison here"
 

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 from handoff.core.envelope import Envelope, OutputEnvelope
 from handoff.core.events import Answered, ContactAssigned, ContactUnassigned, Jumped
 from handoff.core.ids import ContactId, RunId, UserId, derive_id
-from handoff.core.view import WORKSPACE_CURSOR, Run, WorkspaceView
+from handoff.core.run_ref import RunRef
+from handoff.core.view import WORKSPACE_CURSOR, QueueEntry, Run, WorkspaceView
 
 __all__ = ["DecisionContext"]
 
@@ -40,6 +41,11 @@ class DecisionContext:
         """Someone's open contacts went down in this decision: the queue may be served."""
         self.shifted: set[UserId] = set()
         """Users this decision moved in the routing index (`restore_index`)."""
+        self.queued: dict[RunId, tuple[QueueEntry, RunRef]] = {}
+        """Runs this decision queued and has not served yet. The view's queue has them only
+        once the decision is folded, but a later step of the same decision may free someone
+        they wait for (another workflow moving the contact away): `handoff.core.queue.drain`
+        serves them too."""
 
     def emit(self, kind: type[E], data: BaseModel, subject: str | None) -> E:
         """Append an output whose id is derived from the cause and its place in the decision."""

@@ -24,6 +24,7 @@ from handoff.core.run_ref import Goto
 from handoff.core.steps import ask_question, assign_to
 from handoff.core.steps.cancel import cancel, cancelled_if_closed
 from handoff.core.timers import TimerElapsed
+from handoff.core.version import CORE_VERSION
 from handoff.core.view import WorkspaceView, contact_workflow_key
 from handoff.core.workflow import AskQuestion, AssignTo
 
@@ -44,11 +45,19 @@ after any decision that lowered someone's open contacts)."""
 
 
 def decide(
-    view: WorkspaceView, event: Envelope, now: datetime, *, keep_index: bool = False
+    view: WorkspaceView,
+    event: Envelope,
+    now: datetime,
+    *,
+    keep_index: bool = False,
+    core_version: int = CORE_VERSION,
 ) -> list[OutputEnvelope]:
     """`keep_index`: the caller folds the returned decisions into `view` next (as
     `handoff_projections.apply` does), so the routing index may stay as the decision moved
-    it, which is where the fold would put it. Otherwise it is put back as the view has it."""
+    it, which is where the fold would put it. Otherwise it is put back as the view has it.
+
+    `core_version`: decide as that version of the core did (`handoff.core.version`), for an
+    audit re-deciding a log an older core wrote."""
     ctx = DecisionContext(view, event, now)
     match event:
         case ConversationOpened():
@@ -67,7 +76,9 @@ def decide(
             unavailable.presence_changed(ctx, data.user_id, data.status)
         case _:
             pass
-    if view.queue and (event.type in _MAY_FREE_AN_AGENT or ctx.freed):
+    if core_version < 3:
+        ctx.queued.clear()  # version 2 served only what the view held queued
+    if (view.queue or ctx.queued) and (event.type in _MAY_FREE_AN_AGENT or ctx.freed):
         # Serving the queue resumes runs, whose steps may free an agent again (a contact
         # moved to someone else): then the lines are tried again, until a pass frees nobody.
         ctx.freed = False

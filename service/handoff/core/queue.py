@@ -8,12 +8,15 @@ no other line: a contact waiting for a skill nobody online has does not block th
 """
 
 import heapq
+from collections.abc import Iterator
 
 from handoff.core.context import DecisionContext
 from handoff.core.ids import ContactId, ConversationId, RunId
-from handoff.core.queue_lines import LineKey, Place
+from handoff.core.queue_lines import LineKey, Place, line_of
 from handoff.core.run import end, ref_of, resume
+from handoff.core.run_ref import RunRef
 from handoff.core.steps.assign_to import Request, fail, serve
+from handoff.core.view import QueueEntry
 
 __all__ = ["drain", "leave_closed", "waiting_of"]
 
@@ -21,29 +24,52 @@ __all__ = ["drain", "leave_closed", "waiting_of"]
 def drain(ctx: DecisionContext) -> bool:
     """Serve what can be served now; True if anyone was."""
     served = False
-    lines = ctx.view.queue_lines().lines
-    heads: list[tuple[Place, int, LineKey]] = [(line[0], 0, key) for key, line in lines.items()]
+    lines = _lines(ctx)
+    heads = [(place, key) for key, line in lines.items() if (place := next(line, None))]
     heapq.heapify(heads)
     while heads:
-        (_, _, run_id), at, key = heapq.heappop(heads)
-        if run_id not in ctx.resumed:
-            if not _serve(ctx, run_id):
+        place, key = heapq.heappop(heads)
+        waiting = _waiting(ctx, place)
+        if waiting is not None:
+            if not _serve(ctx, *waiting):
                 continue  # nobody can take this line's head: nor anyone behind it
             served = True
-        line = lines[key]
-        if at + 1 < len(line):
-            heapq.heappush(heads, (line[at + 1], at + 1, key))
+        if (after := next(lines[key], None)) is not None:
+            heapq.heappush(heads, (after, key))
     return served
 
 
-def _serve(ctx: DecisionContext, run_id: RunId) -> bool:
+def _lines(ctx: DecisionContext) -> dict[LineKey, Iterator[Place]]:
+    """The view's lines, with the entries this decision queued merged into their places."""
+    fresh: dict[LineKey, list[Place]] = {}
+    for run_id, (entry, _) in ctx.queued.items():
+        fresh.setdefault(line_of(entry), []).append((-entry.priority, entry.position, run_id))
+    kept = ctx.view.queue_lines().lines
+    return {
+        key: heapq.merge(kept.get(key, ()), sorted(fresh.get(key, ())))
+        for key in kept.keys() | fresh.keys()
+    }
+
+
+def _waiting(ctx: DecisionContext, place: Place) -> tuple[QueueEntry, RunRef] | None:
+    """The entry at `place` and its run, if it still waits: one the view holds waits until
+    this decision moves its run on; one this decision queued, until it is served."""
+    _, position, run_id = place
+    fresh = ctx.queued.get(run_id)
+    if fresh is not None and fresh[0].position == position:
+        return fresh
+    if run_id in ctx.resumed:
+        return None
+    return ctx.view.queue[run_id], ref_of(ctx, run_id)
+
+
+def _serve(ctx: DecisionContext, entry: QueueEntry, ref: RunRef) -> bool:
     """Try the entry once; False when nobody is eligible for it."""
-    entry = ctx.view.queue[run_id]
-    ref = ref_of(ctx, run_id)
     if entry.team_id is not None and entry.team_id not in ctx.view.teams:
         fail(ctx, ref, entry.workflow, "unknown_team", team_id=entry.team_id)
     elif not serve(Request.of_entry(entry), ref, ctx, entry.workflow):
         return False
+    ctx.queued.pop(ref.run_id, None)
     resume(ctx, ref)
     return True
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from handoff.core.events import Logic, WorkflowRef
+from handoff.core.events import AssignmentQueued, Logic, WorkflowRef
 from handoff.core.ids import ContactId, ConversationId, RunId, TeamId, UserId, WorkflowId
 from handoff.core.open_assignments import OpenAssignments
 from handoff.core.pools import Pools
@@ -124,6 +124,28 @@ class QueueEntry:
     skills: tuple[str, ...] = ()
     relaxed: bool = False
     prefer: Literal["last_assignee"] | None = None
+
+    @classmethod
+    def of_queued(
+        cls, event: AssignmentQueued, workflow: WorkflowRef, position: int
+    ) -> "QueueEntry":
+        """The entry `event` puts in the queue: made by the fold, and by a decision that
+        serves the queue after queueing (`DecisionContext.queued`)."""
+        d = event.data
+        return cls(
+            position=position,
+            contact_id=d.contact_id,
+            conversation_id=d.conversation_id,
+            team_id=d.team_id,
+            strategy=d.strategy,
+            only_online=d.only_online,
+            max_open_contacts=d.max_open_contacts,
+            workflow=workflow,
+            queued_at=event.time,
+            priority=d.priority,
+            skills=tuple(d.skills),
+            prefer=d.prefer,
+        )
 
     @property
     def required_skills(self) -> tuple[str, ...]:

@@ -130,7 +130,7 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
     if not timeout:
         return time_out(step, run, ctx, request, explanation)
     relaxes = relax_after is not None and timedelta(0) < relax_after < timeout
-    ctx.emit(
+    queued = ctx.emit(
         AssignmentQueued,
         AssignmentQueuedData(
             contact_id=run.run.contact_id,
@@ -148,6 +148,8 @@ def decide(step: AssignTo, run: RunRef, ctx: DecisionContext) -> Literal["next",
         ),
         subject=run.run.contact_id,
     )
+    position = ctx.view.version + len(ctx.events)  # after every entry the view holds
+    ctx.queued[run.run_id] = (QueueEntry.of_queued(queued, run.at(step.id), position), run)
     if relaxes and relax_after is not None:
         sleep(run, ctx, step.id, relax_after, "relax")
     else:
