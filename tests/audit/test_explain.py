@@ -44,6 +44,7 @@ from tests.builders import (
     user,
     workflow,
 )
+from tests.core.test_queue import TWO_WORKFLOWS_ONE_LIMITED
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "deploy" / "workflows"
 
@@ -326,6 +327,27 @@ async def test_a_queued_contact_served_when_another_conversation_closes(
     assert "asked: round_robin in team support, only online (from the queue)" in drained
     assert member_row(drained, "ann") == ["> ann", "online", "0", "1", "-", "yes"]
     assert "run.ended           completed" in drained
+
+
+async def test_a_contact_queued_and_served_by_the_same_input(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given c1 queued by wa (ann and bob at its limit) and moved from bob to ann by wb in the
+    same input, which frees bob (`tests.core.test_queue`), when c1 is explained, then that
+    input's trail shows the wait, wb's assignment, and the queue serving c1 to bob there:
+    ann at the step's limit, bob eligible with nobody open."""
+    await write_log(fresh_database, [*TWO_WORKFLOWS_ONE_LIMITED, opened("c1")])
+
+    code, text = await explain(fresh_database, monkeypatch, capsys, "--contact", "c1")
+
+    assert code == 0, text
+    again = text.split("\n\n")[-1]
+    queued, served = again.split("-> ann (round_robin in support), was bob")
+    assert "assignment.queued   waits for support (priority 0)" in queued
+    assert "-> bob (round_robin in support), was ann" in served
+    assert "asked: round_robin in team support, at most 1 open (from the queue)" in served
+    assert member_row(served, "ann")[-1] == "no: at the step's limit"
+    assert member_row(served, "bob") == ["> bob", "offline", "0", "-", "-", "yes"]
 
 
 async def test_the_log_is_read_up_to_the_contacts_last_row_and_no_further(

@@ -8,6 +8,7 @@ through `handoff.cli.main` on `HANDOFF_DATABASE_URL`, and reads its output and e
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -260,15 +261,7 @@ async def test_a_log_written_by_the_version_1_core_verifies_as_version_1_made_it
     no counts; `core_version` NULL) and its projections folded by today's folds, when
     verified, then its decisions count as version 1 and nothing differs; and when the same
     rows claim version 2, their explanations differ, so the fixture does exercise the rule."""
-    rows = [orjson.loads(line) for line in V1_LOG.read_text().splitlines()]
-    await _load_log(fresh_database, rows)
-    decisions = sum(not r["is_input"] for r in rows)
-
-    code, out = await verify(fresh_database, monkeypatch, capsys)
-
-    assert code == 0, out
-    assert f"{decisions} decisions compared (v1: {decisions})" in out
-    assert "no differences" in out
+    decisions = await _verifies_as_logged(fresh_database, monkeypatch, capsys, V1_LOG, 1)
 
     await execute(fresh_database, "UPDATE event_log SET core_version = 2")
     code, out = await verify(fresh_database, monkeypatch, capsys)
@@ -285,15 +278,7 @@ async def test_a_log_written_by_the_version_2_core_re_decides_as_version_2_decid
     stays queued though another moved it away and freed bob, when verified, then nothing
     differs; and when the same rows claim version 3, the assignment of c1 to bob that
     version 3 makes in that decision is re-decided and not logged."""
-    rows = [orjson.loads(line) for line in V2_LOG.read_text().splitlines()]
-    await _load_log(fresh_database, rows)
-    decisions = sum(not r["is_input"] for r in rows)
-
-    code, out = await verify(fresh_database, monkeypatch, capsys)
-
-    assert code == 0, out
-    assert f"{decisions} decisions compared (v2: {decisions})" in out
-    assert "no differences" in out
+    await _verifies_as_logged(fresh_database, monkeypatch, capsys, V2_LOG, 2)
 
     await execute(fresh_database, "UPDATE event_log SET core_version = 3")
     code, out = await verify(fresh_database, monkeypatch, capsys)
@@ -322,7 +307,7 @@ async def test_a_version_1_explanation_is_compared_on_what_both_versions_state(
     it, or another count of bob's open contacts, than the log's own state gives, when
     verified, then that is a difference at that place of the explanation: version 1's
     explanations are compared on what both versions state, not skipped."""
-    rows = [orjson.loads(line) for line in V1_LOG.read_text().splitlines()]
+    rows = _rows(V1_LOG)
     c2 = next(r for r in rows if '"contact.assigned"' in r["body"] and '"c2"' in r["body"])
     body = orjson.loads(c2["body"])
     explanation = body["data"]["explanation"]
@@ -380,6 +365,31 @@ def _sides(out: str) -> tuple[str, str]:
     expected = next(line for line in lines if line.startswith("  expected: "))
     actual = next(line for line in lines if line.startswith("  actual:   "))
     return expected.removeprefix("  expected: "), actual.removeprefix("  actual:   ")
+
+
+async def _verifies_as_logged(
+    dsn: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    fixture: Path,
+    version: int,
+) -> int:
+    """Load `fixture`, a log an older core decided, and verify it: exit 0, every decision
+    counted as `version`, nothing differs. Returns how many decisions it holds."""
+    rows = _rows(fixture)
+    await _load_log(dsn, rows)
+    decisions = sum(not r["is_input"] for r in rows)
+
+    code, out = await verify(dsn, monkeypatch, capsys)
+
+    assert code == 0, out
+    assert f"{decisions} decisions compared (v{version}: {decisions})" in out
+    assert "no differences" in out
+    return decisions
+
+
+def _rows(fixture: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in fixture.read_text().splitlines()]
 
 
 async def _load_log(dsn: str, rows: list[dict[str, object]]) -> None:

@@ -69,6 +69,8 @@ def version_of(logged: Logged) -> int:
     a row alike (exactly), so the verdict does not depend on it."""
     if logged.core_version is not None:
         return logged.core_version
+    if logged.is_input:  # no explanation, and a replay asks this of every input: no parse
+        return 1
     data = orjson.loads(logged.body).get("data")
     explanation = data.get("explanation") if isinstance(data, dict) else None
     return 2 if isinstance(explanation, dict) and "considered" in explanation else 1

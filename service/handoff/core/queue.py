@@ -25,7 +25,7 @@ def drain(ctx: DecisionContext) -> bool:
     """Serve what can be served now; True if anyone was."""
     served = False
     lines = _lines(ctx)
-    heads = [(place, key) for key, line in lines.items() if (place := next(line, None))]
+    heads = [(place, key) for key, line in lines.items() if (place := next(line, None)) is not None]
     heapq.heapify(heads)
     while heads:
         place, key = heapq.heappop(heads)
@@ -41,10 +41,12 @@ def drain(ctx: DecisionContext) -> bool:
 
 def _lines(ctx: DecisionContext) -> dict[LineKey, Iterator[Place]]:
     """The view's lines, with the entries this decision queued merged into their places."""
+    kept = ctx.view.queue_lines().lines
+    if not ctx.queued:  # the common case: nothing to merge
+        return {key: iter(line) for key, line in kept.items()}
     fresh: dict[LineKey, list[Place]] = {}
     for run_id, (entry, _) in ctx.queued.items():
         fresh.setdefault(line_of(entry), []).append((-entry.priority, entry.position, run_id))
-    kept = ctx.view.queue_lines().lines
     return {
         key: heapq.merge(kept.get(key, ()), sorted(fresh.get(key, ())))
         for key in kept.keys() | fresh.keys()
